@@ -79,7 +79,7 @@ def load_reference_model(path: str | Path | VPTQCheckpoint, dtype: torch.dtype =
     config = hf_config(ckpt)
     compute = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
     torch_state = torch.random.get_rng_state()
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=dtype,
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype,
                                              attn_implementation="eager")
     torch.random.set_rng_state(torch_state)
     model.eval()
