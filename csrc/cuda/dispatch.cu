@@ -1,0 +1,415 @@
+// csrc/cuda/dispatch.cu: vptq::gemm_cuda and friends (vptq/cuda.h): argument checks, the
+// workspace plan, and THE dispatch table that says which configuration runs which kernel.
+//
+// Dispatch (one table, kGemvTable below, plus the rule in plan()):
+//   M == 0                           nothing to do
+//   M <= VPTQ_GEMV_MAX_M (8)         decode: fused GEMV, kernel = kGemvTable entry with
+//                                    dtype, MB = smallest of {1,2,4,8} >= M, and
+//                                      VT = v, exact = true   when v is in {2,4,6,8,12,16} and the
+//                                                             codebooks are 16-byte aligned
+//                                      VT = 4, exact = false  otherwise (any v, ceil(v/4) slices)
+//                                    codebooks staged in shared memory when all groups' main +
+//                                    residual codebooks fit kSmemCodebookMaxBytes (persistent
+//                                    grid), else read through L1 from global memory.
+//                                    perm / norm: prep_activations first (fp32 x' in workspace).
+//   M > 8                            prefill: dequantize W in stored column order into the
+//                                    workspace (row chunks of at most kDequantChunkMaxBytes),
+//                                    then cublasGemmEx (fp32 compute) when a BLAS handle is
+//                                    given and the library was built with cuBLAS, else the
+//                                    tiled fallback GEMM. perm / norm: prep_activations (x' in
+//                                    T); bias / norm with cuBLAS: fp32 result + epilogue, so
+//                                    the output is rounded to T once.
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+#include "gemv.cuh"
+#include "gemv_table.h"
+#include "prefill.h"
+#include "vptq/cuda.h"
+
+namespace vptq {
+namespace {
+
+using gpu::GemvArgs;
+using gpu::LayerView;
+
+constexpr size_t kSmemCodebookMaxBytes = 48 * 1024;   // decode: stage codebooks up to this
+constexpr size_t kDequantChunkMaxBytes = 64ull << 20;  // prefill: dequantized W per chunk
+constexpr size_t kResultChunkMaxBytes = 32ull << 20;   // prefill: fp32 GEMM result per chunk
+constexpr size_t kWorkspaceAlign = 256;
+constexpr int kMaxDevices = 64;
+
+// ------------------------------------------------------------------ the dispatch table
+using GemvLaunch = gpuError_t (*)(const GemvArgs&, size_t, int, gpuStream_t);
+using GemvOccupancy = int (*)(size_t);
+
+struct GemvEntry {
+  DType dtype;
+  int vt;       // vector components per tile
+  bool exact;   // vector_len == vt (else generic, any vector_len)
+  int mb;       // rows of X per launch (M <= mb)
+  GemvLaunch launch;
+  GemvOccupancy blocks_per_sm;
+  const char* name;
+};
+
+#define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, EXACT)                                           \
+  {DT, VT, EXACT, MB, &gpu::launch_gemv<T, VT, MB, EXACT>, &gpu::gemv_blocks_per_sm<T, VT, MB, EXACT>, \
+   "vptq_gemv<" DTNAME ",VT=" #VT ",MB=" #MB ",exact=" #EXACT ">"},
+#define VPTQ_ENTRY_F32(VT, MB, EXACT) VPTQ_ENTRY(float, DType::kFloat32, "float32", VT, MB, EXACT)
+#define VPTQ_ENTRY_F16(VT, MB, EXACT) VPTQ_ENTRY(gpu_half, DType::kFloat16, "float16", VT, MB, EXACT)
+#define VPTQ_ENTRY_BF16(VT, MB, EXACT) VPTQ_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", VT, MB, EXACT)
+#define VPTQ_VEC_F32(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_F32, VT, EXACT)
+#define VPTQ_VEC_F16(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_F16, VT, EXACT)
+#define VPTQ_VEC_BF16(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_BF16, VT, EXACT)
+
+const GemvEntry kGemvTable[] = {
+    VPTQ_GEMV_VECTORS(VPTQ_VEC_F32) VPTQ_GEMV_VECTORS(VPTQ_VEC_F16) VPTQ_GEMV_VECTORS(VPTQ_VEC_BF16)};
+constexpr int kGemvTableSize = sizeof(kGemvTable) / sizeof(kGemvTable[0]);
+
+int rows_per_launch(int64_t m) { return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8; }
+
+// The decode kernel for (dtype, v, m); exact_ok = codebook pointers allow vectorised loads.
+int select_gemv(DType dtype, int64_t v, int64_t m, bool exact_ok) {
+  const int mb = rows_per_launch(m);
+  int generic = -1;
+  for (int i = 0; i < kGemvTableSize; ++i) {
+    const GemvEntry& e = kGemvTable[i];
+    if (e.dtype != dtype || e.mb != mb) continue;
+    if (e.exact && exact_ok && e.vt == v) return i;
+    if (!e.exact) generic = i;
+  }
+  return generic;
+}
+
+const char* prefill_name(DType dtype) {
+#if VPTQ_HAS_BLAS && !VPTQ_HIP
+  switch (dtype) {
+    case DType::kFloat32: return "vptq_dequant<float32>+cublasGemmEx";
+    case DType::kFloat16: return "vptq_dequant<float16>+cublasGemmEx";
+    case DType::kBFloat16: return "vptq_dequant<bfloat16>+cublasGemmEx";
+  }
+#else
+  switch (dtype) {
+    case DType::kFloat32: return "vptq_dequant<float32>+vptq_tiled_gemm";
+    case DType::kFloat16: return "vptq_dequant<float16>+vptq_tiled_gemm";
+    case DType::kBFloat16: return "vptq_dequant<bfloat16>+vptq_tiled_gemm";
+  }
+#endif
+  return "unknown";
+}
+
+// ------------------------------------------------------------------ workspace plan
+struct Plan {
+  bool gemv = false;
+  int entry = -1;          // kGemvTable index (gemv)
+  bool prep = false;       // perm or norm: activations go through prep_activations
+  int nparts = 0;          // row-constant partial sums per row (norm)
+  size_t xs_off = 0, parts_off = 0, w_off = 0, c32_off = 0, total = 0;
+  int64_t chunk_rows = 0;  // prefill: rows of W dequantized per chunk
+  int64_t chunk_m = 0;     // prefill + cuBLAS + epilogue: rows of X per GEMM
+  bool epilogue = false;   // prefill + cuBLAS: fp32 result, then epilogue
+  size_t cb_smem = 0;      // gemv: dynamic shared memory for staged codebooks (0: global)
+};
+
+size_t align_up(size_t n) { return (n + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign; }
+
+Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok) {
+  Plan p;
+  const size_t sz = dtype_size(dtype);
+  const size_t I = static_cast<size_t>(a.in_features), O = static_cast<size_t>(a.out_features);
+  p.prep = a.has_perm || a.has_norm;
+  p.nparts = a.has_norm ? gpu::prep_parts(a.in_features) : 0;
+  p.gemv = m <= VPTQ_GEMV_MAX_M;
+  size_t off = 0;
+  if (p.gemv) {
+    p.entry = select_gemv(dtype, a.vector_len, m, exact_ok);
+    if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(m) * I * sizeof(float)); }
+    if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
+    const size_t v = static_cast<size_t>(a.vector_len), G = static_cast<size_t>(a.group_num);
+    const size_t main_bytes = (G * a.num_centroids * v * sz + 15) / 16 * 16;
+    const size_t res_bytes = G * a.num_res_centroids * v * sz;
+    if (main_bytes + res_bytes <= kSmemCodebookMaxBytes) p.cb_smem = main_bytes + res_bytes;
+  } else {
+    if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(m) * I * sz); }
+    if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
+    p.chunk_rows = std::max<int64_t>(1, std::min<int64_t>(O, kDequantChunkMaxBytes / (I * sz)));
+    p.w_off = off;
+    off += align_up(static_cast<size_t>(p.chunk_rows) * I * sz);
+    p.epilogue = a.has_bias || a.has_norm;
+    if (p.epilogue) {
+      p.chunk_m = std::max<int64_t>(
+          1, std::min<int64_t>(m, kResultChunkMaxBytes / (static_cast<size_t>(p.chunk_rows) * sizeof(float))));
+      p.c32_off = off;
+      off += align_up(static_cast<size_t>(p.chunk_m) * p.chunk_rows * sizeof(float));
+    }
+  }
+  p.total = off;
+  return p;
+}
+
+bool is_pow2(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
+
+int log2_exact(int64_t n) {
+  int b = 0;
+  while ((int64_t{1} << b) < n) ++b;
+  return b;
+}
+
+// What the kernels rely on for memory safety (adapters run layer.h validate() for the rest).
+std::string check_attributes(const LayerAttributes& a) {
+  auto bad = [](const std::string& what) { return "vptq::gemm_cuda: " + what; };
+  if (a.in_features < 1 || a.out_features < 1)
+    return bad("in_features and out_features must be >= 1, found " + std::to_string(a.in_features) +
+               " and " + std::to_string(a.out_features));
+  if (a.in_features > (int64_t{1} << 30) || a.out_features > (int64_t{1} << 30))
+    return bad("in_features / out_features above 2^30 are not supported by the GPU kernels");
+  if (a.vector_len < 1) return bad("vector_len must be >= 1, found " + std::to_string(a.vector_len));
+  if (a.group_num < 1 || a.group_size < 0 || a.outlier_size < 0 ||
+      a.outlier_size + a.group_num * a.group_size != a.in_features)
+    return bad("outlier_size + group_num * group_size must equal in_features (" +
+               std::to_string(a.outlier_size) + " + " + std::to_string(a.group_num) + " * " +
+               std::to_string(a.group_size) + " != " + std::to_string(a.in_features) + ")");
+  if (!is_pow2(a.num_centroids) || a.index_bits != log2_exact(a.num_centroids))
+    return bad("num_centroids must be a power of two equal to 2^index_bits, found " +
+               std::to_string(a.num_centroids) + " and index_bits " + std::to_string(a.index_bits));
+  if (a.num_res_centroids < 0 || (a.num_res_centroids > 0 && !is_pow2(a.num_res_centroids)) ||
+      a.res_index_bits != (a.num_res_centroids > 0 ? log2_exact(a.num_res_centroids) : 0))
+    return bad("num_res_centroids must be 0 or a power of two equal to 2^res_index_bits, found " +
+               std::to_string(a.num_res_centroids) + " and res_index_bits " +
+               std::to_string(a.res_index_bits));
+  if (a.total_index_bits() > 32)
+    return bad("index_bits + res_index_bits must be <= 32, found " + std::to_string(a.total_index_bits()));
+  if (a.num_centroids > (int64_t{1} << 30) || a.num_res_centroids > (int64_t{1} << 30))
+    return bad("codebooks above 2^30 entries are not supported by the GPU kernels");
+  if (a.outlier_size > 0 && (a.outlier_vector_len < 1 || !is_pow2(a.outlier_num_centroids)))
+    return bad("outlier_size > 0 needs outlier_vector_len >= 1 and a power-of-two "
+               "outlier_num_centroids, found " + std::to_string(a.outlier_vector_len) + " and " +
+               std::to_string(a.outlier_num_centroids));
+  return "";
+}
+
+std::string check_tensors(const LayerAttributes& a, const LayerTensors& t, const void* x, void* y) {
+  auto missing = [](const char* name) {
+    return std::string("vptq::gemm_cuda: input '") + name + "' is null but the attributes say it is present";
+  };
+  if (!x) return missing("X");
+  if (!y) return "vptq::gemm_cuda: output Y is null";
+  if (!t.packed_indices && a.total_index_bits() > 0) return missing("packed_indices");
+  if (!t.centroids) return missing("centroids");
+  if (a.has_residual() && !t.res_centroids) return missing("res_centroids");
+  if (a.has_outliers() && !t.outlier_indices) return missing("outlier_indices");
+  if (a.has_outliers() && !t.outlier_centroids) return missing("outlier_centroids");
+  if (a.has_perm && !t.perm) return missing("perm");
+  if (a.has_norm && !t.weight_scale) return missing("weight_scale");
+  if (a.has_norm && !t.weight_bias) return missing("weight_bias");
+  if (a.has_bias && !t.bias) return missing("bias");
+  return "";
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+LayerView make_view(const LayerAttributes& a, const LayerTensors& t) {
+  LayerView L;
+  L.out_features = static_cast<int>(a.out_features);
+  L.in_features = static_cast<int>(a.in_features);
+  L.v = static_cast<int>(a.vector_len);
+  L.k = static_cast<int>(a.num_centroids);
+  L.k_res = static_cast<int>(a.num_res_centroids);
+  L.groups = static_cast<int>(a.group_num);
+  L.group_size = static_cast<int>(a.group_size);
+  L.outlier_size = static_cast<int>(a.outlier_size);
+  L.v_o = a.has_outliers() ? static_cast<int>(a.outlier_vector_len) : 1;
+  L.k_o = a.has_outliers() ? static_cast<int>(a.outlier_num_centroids) : 1;
+  L.index_bits = static_cast<int>(a.index_bits);
+  L.bits = static_cast<int>(a.total_index_bits());
+  L.words_per_row = static_cast<int>(a.packed_words_per_row());
+  L.index_rows = static_cast<int>(a.num_index_rows());
+  L.main_mask = static_cast<uint32_t>((uint64_t{1} << a.index_bits) - 1);
+  L.res_mask = static_cast<uint32_t>((uint64_t{1} << a.res_index_bits) - 1);
+  L.packed = reinterpret_cast<const uint32_t*>(t.packed_indices);
+  L.cb = t.centroids;
+  L.rcb = a.has_residual() ? t.res_centroids : nullptr;
+  L.oidx = a.has_outliers() ? t.outlier_indices : nullptr;
+  L.ocb = a.has_outliers() ? t.outlier_centroids : nullptr;
+  return L;
+}
+
+int multiprocessors() {
+  static int cache[kMaxDevices] = {};
+  int dev = 0;
+  if (gpuGetDevice(&dev) != gpuSuccess || dev < 0) return 1;
+  if (dev < kMaxDevices && cache[dev] > 0) return cache[dev];
+  int n = 1;
+  if (gpuDeviceGetAttribute(&n, gpuDevAttrMultiProcessorCount, dev) != gpuSuccess || n < 1) n = 1;
+  if (dev < kMaxDevices) cache[dev] = n;
+  return n;
+}
+
+// Blocks per multiprocessor of a table entry at a dynamic shared-memory size (cached).
+int blocks_per_sm(int entry, size_t smem) {
+  static std::mutex mu;
+  static size_t cached_smem[kGemvTableSize];
+  static int cached_blocks[kGemvTableSize];
+  std::lock_guard<std::mutex> lock(mu);
+  if (cached_blocks[entry] > 0 && cached_smem[entry] == smem) return cached_blocks[entry];
+  const int n = std::max(1, kGemvTable[entry].blocks_per_sm(smem));
+  cached_smem[entry] = smem;
+  cached_blocks[entry] = n;
+  return n;
+}
+
+std::string launch_error(const char* what, gpuError_t e) {
+  return std::string("vptq::gemm_cuda: launching ") + what + " failed: " + gpuGetErrorString(e);
+}
+
+#if VPTQ_HAS_BLAS && !VPTQ_HIP
+const char* cublas_status(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "cuBLAS error";
+  }
+}
+
+// C[rows, n] (col-major, ldc) = W[rows, K] (row-major, ld K) · A[n, K]^T, i.e. row-major
+// Y[n, rows] = A · W^T. fp32 accumulation; fp32 inputs stay fp32 (no TF32).
+std::string blas_gemm(cublasHandle_t h, DType dt, const void* w, const void* act, void* c,
+                      bool c_fp32, int rows, int n, int K, int ldc, gpuStream_t stream) {
+  const cudaDataType_t t = dt == DType::kFloat32 ? CUDA_R_32F : dt == DType::kFloat16 ? CUDA_R_16F : CUDA_R_16BF;
+  const cudaDataType_t tc = c_fp32 ? CUDA_R_32F : t;
+  const cublasComputeType_t compute =
+      dt == DType::kFloat32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+  cublasStatus_t s = cublasSetStream(h, stream);
+  if (s != CUBLAS_STATUS_SUCCESS) return std::string("vptq::gemm_cuda: cublasSetStream: ") + cublas_status(s);
+  cublasPointerMode_t mode;
+  cublasGetPointerMode(h, &mode);
+  if (mode != CUBLAS_POINTER_MODE_HOST) cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST);
+  const float alpha = 1.f, beta = 0.f;
+  s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, K, &alpha, w, t, K, act, t, K, &beta, c, tc, ldc,
+                   compute, CUBLAS_GEMM_DEFAULT);
+  if (mode != CUBLAS_POINTER_MODE_HOST) cublasSetPointerMode(h, mode);
+  if (s != CUBLAS_STATUS_SUCCESS) return std::string("vptq::gemm_cuda: cublasGemmEx: ") + cublas_status(s);
+  return "";
+}
+#endif
+
+}  // namespace
+
+size_t gemm_cuda_workspace_bytes(const LayerAttributes& a, DType dtype, int64_t m) {
+  if (m <= 0 || !check_attributes(a).empty()) return 0;
+  return plan(a, dtype, m, true).total;
+}
+
+const char* gemm_cuda_kernel_name(const LayerAttributes& a, DType dtype, int64_t m) {
+  if (!check_attributes(a).empty()) return "unsupported";
+  if (m <= 0) return "none";
+  const Plan p = plan(a, dtype, m, true);
+  if (!p.gemv) return prefill_name(dtype);
+  return p.entry >= 0 ? kGemvTable[p.entry].name : "unsupported";
+}
+
+std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dtype, const void* x,
+                      void* y, int64_t m, void* workspace, size_t workspace_bytes,
+                      void* blas_handle, void* stream_ptr) {
+  if (dtype != DType::kFloat32 && dtype != DType::kFloat16 && dtype != DType::kBFloat16)
+    return "vptq::gemm_cuda: unsupported dtype " + std::to_string(static_cast<int>(dtype));
+  if (m < 0) return "vptq::gemm_cuda: negative row count " + std::to_string(m);
+  if (m == 0) return "";
+  if (m > (int64_t{1} << 30)) return "vptq::gemm_cuda: more than 2^30 rows of X are not supported";
+  std::string err = check_attributes(a);
+  if (!err.empty()) return err;
+  err = check_tensors(a, t, x, y);
+  if (!err.empty()) return err;
+
+  const bool exact_ok = aligned16(t.centroids) && (!a.has_residual() || aligned16(t.res_centroids));
+  const Plan p = plan(a, dtype, m, exact_ok);
+  if (workspace_bytes < p.total || (p.total > 0 && !workspace))
+    return "vptq::gemm_cuda: workspace of " + std::to_string(workspace_bytes) + " bytes at " +
+           (workspace ? "a valid pointer" : "null") + ", but " + std::to_string(p.total) +
+           " bytes are needed (gemm_cuda_workspace_bytes)";
+  auto* ws = static_cast<unsigned char*>(workspace);
+  auto stream = static_cast<gpuStream_t>(stream_ptr);
+  const LayerView L = make_view(a, t);
+  const int M = static_cast<int>(m), I = L.in_features, O = L.out_features;
+  float* parts = p.nparts ? reinterpret_cast<float*>(ws + p.parts_off) : nullptr;
+  gpuError_t e;
+
+  if (p.prep) {
+    e = gpu::launch_prep_activations(dtype, x, a.has_perm ? t.perm : nullptr,
+                                     a.has_norm ? t.weight_scale : nullptr,
+                                     a.has_norm ? t.weight_bias : nullptr, ws + p.xs_off,
+                                     /*out_fp32=*/p.gemv, parts, M, I, stream);
+    if (e != gpuSuccess) return launch_error("prep_activations", e);
+  }
+
+  if (p.gemv) {
+    if (p.entry < 0) return "vptq::gemm_cuda: no decode kernel for this configuration";
+    const GemvEntry& k = kGemvTable[p.entry];
+    GemvArgs g;
+    g.L = L;
+    g.x = x;
+    g.xs = p.prep ? reinterpret_cast<const float*>(ws + p.xs_off) : nullptr;
+    g.row_const_parts = parts;
+    g.row_const_nparts = p.nparts;
+    g.bias = a.has_bias ? t.bias : nullptr;
+    g.y = y;
+    g.m = M;
+    g.slices = static_cast<int>((a.vector_len + k.vt - 1) / k.vt);
+    g.cb_in_smem = p.cb_smem > 0;
+    const int64_t tiles = a.num_index_rows() * g.slices;
+    int64_t grid = tiles;
+    if (g.cb_in_smem) grid = std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
+    grid = std::max<int64_t>(1, std::min<int64_t>(grid, 0x7fffffff));
+    e = k.launch(g, p.cb_smem, static_cast<int>(grid), stream);
+    if (e != gpuSuccess) return launch_error(k.name, e);
+    return "";
+  }
+
+  // ---- prefill: dequantize row chunks of W, then GEMM
+  const void* act = p.prep ? static_cast<const void*>(ws + p.xs_off) : x;
+  void* wbuf = ws + p.w_off;
+  const size_t sz = dtype_size(dtype);
+  for (int64_t row0 = 0; row0 < O; row0 += p.chunk_rows) {
+    const int rows = static_cast<int>(std::min<int64_t>(p.chunk_rows, O - row0));
+    e = gpu::launch_dequant_rows(dtype, L, wbuf, static_cast<int>(row0), rows, stream);
+    if (e != gpuSuccess) return launch_error("dequant_rows", e);
+#if VPTQ_HAS_BLAS && !VPTQ_HIP
+    if (blas_handle) {
+      auto h = static_cast<cublasHandle_t>(blas_handle);
+      if (p.epilogue) {
+        auto* c32 = reinterpret_cast<float*>(ws + p.c32_off);
+        for (int64_t m0 = 0; m0 < M; m0 += p.chunk_m) {
+          const int mc = static_cast<int>(std::min<int64_t>(p.chunk_m, M - m0));
+          err = blas_gemm(h, dtype, wbuf, static_cast<const unsigned char*>(act) + m0 * I * sz, c32,
+                          true, rows, mc, I, rows, stream);
+          if (!err.empty()) return err;
+          e = gpu::launch_epilogue(dtype, c32, mc, rows, static_cast<int>(m0), static_cast<int>(row0),
+                                   parts, p.nparts, a.has_bias ? t.bias : nullptr, y, O, stream);
+          if (e != gpuSuccess) return launch_error("epilogue", e);
+        }
+      } else {
+        err = blas_gemm(h, dtype, wbuf, act, static_cast<unsigned char*>(y) + row0 * sz, false, rows, M,
+                        I, O, stream);
+        if (!err.empty()) return err;
+      }
+      continue;
+    }
+#else
+    (void)blas_handle;
+#endif
+    e = gpu::launch_tiled_gemm(dtype, act, wbuf, M, rows, I, parts, p.nparts,
+                               a.has_bias ? t.bias : nullptr, y, O, static_cast<int>(row0), stream);
+    if (e != gpuSuccess) return launch_error("tiled_gemm", e);
+  }
+  return "";
+}
+
+}  // namespace vptq

@@ -1,0 +1,227 @@
+// csrc/cuda/gemv.cuh: the fused decode kernel (M <= 8 rows of X): Y = X · W^T + bias with W
+// decoded on the fly from the packed indices; W is never materialised.
+//
+// Layout and work split
+//   tile        = one index row r (outputs o = r*v .. r*v+v-1) and, for the generic kernel,
+//                 one slice of VT of its v vector components (slices = ceil(v / VT)).
+//   block       = kGemvThreads threads; a block loops over tiles (tile += gridDim.x), so a
+//                 persistent grid amortises staging the codebooks in shared memory.
+//   thread      = codes c = tid, tid + blockDim, ... of every group g (the reduction
+//                 dimension): reads its code from the packed row (one or two 32-bit words,
+//                 coalesced across the warp because neighbouring lanes hold neighbouring codes),
+//                 gathers the codebook row(s) (one 16-byte load for v = 8 fp16), multiplies by
+//                 the activation x'[m, s] of its stored column s for each of the MB rows, and
+//                 accumulates MB x VT fp32 sums in registers. Outlier columns (s < os) are a
+//                 second, scalar loop over the same accumulators.
+//   reduction   = butterfly shuffle per warp, then warp partials through shared memory summed
+//                 in fixed warp order by one thread per output: deterministic, no atomics.
+//   epilogue    = + row constant c[m] = sum_i X[m,i]*weight_bias[i] (norm folded into the
+//                 activations: x'[m,s] = X[m,perm[s]]*weight_scale[perm[s]], computed by
+//                 prep_activations), + bias[o], rounded once to T.
+// Activations: x' from the fp32 workspace when perm or norm is present, else X directly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "layer_view.h"
+
+namespace vptq {
+namespace gpu {
+
+constexpr int kGemvThreads = 256;      // threads per block of the decode kernel
+constexpr int kGemvUnroll = 4;         // codes each thread keeps in flight per loop trip
+constexpr int kGemvGenericSlice = 4;   // VT of the generic (any v) kernel
+
+struct GemvArgs {
+  LayerView L;
+  const void* x = nullptr;             // X [m, I] of T (read when xs == null)
+  const float* xs = nullptr;           // x' [m, I] fp32, stored column order, or null
+  const float* row_const_parts = nullptr;  // [m, nparts] partial sums of c[m], or null
+  int row_const_nparts = 0;
+  const void* bias = nullptr;          // [O] T or null
+  void* y = nullptr;                   // [m, O] T
+  int m = 0;                           // rows of X (<= MB)
+  int slices = 1;                      // vector slices per index row
+  int cb_in_smem = 0;                  // codebooks staged in dynamic shared memory
+};
+
+// Load VT codebook components starting at p into fp32. EXACT: the row has exactly VT elements
+// and p is aligned to the widest access that divides the row's bytes (checked on the host).
+template <typename T, int VT, bool EXACT>
+__device__ __forceinline__ void load_row(const T* p, float (&out)[VT], int valid) {
+  if constexpr (EXACT) {
+    constexpr int kBytes = VT * static_cast<int>(sizeof(T));
+    alignas(16) T tmp[VT];
+    if constexpr (kBytes % 16 == 0) {
+#pragma unroll
+      for (int i = 0; i < kBytes / 16; ++i)
+        reinterpret_cast<uint4*>(tmp)[i] = reinterpret_cast<const uint4*>(p)[i];
+    } else if constexpr (kBytes % 8 == 0) {
+#pragma unroll
+      for (int i = 0; i < kBytes / 8; ++i)
+        reinterpret_cast<uint2*>(tmp)[i] = reinterpret_cast<const uint2*>(p)[i];
+    } else if constexpr (kBytes % 4 == 0) {
+#pragma unroll
+      for (int i = 0; i < kBytes / 4; ++i)
+        reinterpret_cast<uint32_t*>(tmp)[i] = reinterpret_cast<const uint32_t*>(p)[i];
+    } else {
+#pragma unroll
+      for (int i = 0; i < VT; ++i) tmp[i] = p[i];
+    }
+#pragma unroll
+    for (int i = 0; i < VT; ++i) out[i] = to_float(tmp[i]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < VT; ++i) out[i] = i < valid ? to_float(p[i]) : 0.f;
+  }
+}
+
+template <typename T, int MB>
+__device__ __forceinline__ void load_activations(const GemvArgs& a, int s, float (&xv)[MB]) {
+  const size_t I = static_cast<size_t>(a.L.in_features);
+#pragma unroll
+  for (int m = 0; m < MB; ++m) {
+    if (m < a.m) {
+      xv[m] = a.xs ? a.xs[m * I + s] : to_float(static_cast<const T*>(a.x)[m * I + s]);
+    } else {
+      xv[m] = 0.f;
+    }
+  }
+}
+
+template <typename T, int VT, int MB, bool EXACT>
+__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  constexpr int kWarps = kGemvThreads / VPTQ_WARP_SIZE;
+  __shared__ float red[kWarps][MB * VT];
+
+  const LayerView& L = a.L;
+  const int v = EXACT ? VT : L.v;
+  const int gs = L.group_size;
+  const T* cb = static_cast<const T*>(L.cb);
+  const T* rcb = static_cast<const T*>(L.rcb);
+
+  if (a.cb_in_smem) {
+    // Stage every group's codebooks once per block: [G*k*v main | G*k_res*v residual].
+    T* s_cb = reinterpret_cast<T*>(gemv_smem);
+    const size_t n_main = static_cast<size_t>(L.groups) * L.k * v;
+    const size_t n_res = rcb ? static_cast<size_t>(L.groups) * L.k_res * v : 0;
+    for (size_t i = threadIdx.x; i < n_main; i += blockDim.x) s_cb[i] = cb[i];
+    // residual starts 16-byte aligned
+    const size_t res_off = (n_main * sizeof(T) + 15) / 16 * 16 / sizeof(T);
+    for (size_t i = threadIdx.x; i < n_res; i += blockDim.x) s_cb[res_off + i] = rcb[i];
+    __syncthreads();
+    cb = s_cb;
+    if (rcb) rcb = s_cb + res_off;
+  }
+
+  const int tiles = L.index_rows * a.slices;
+  const int warp = threadIdx.x / VPTQ_WARP_SIZE, lane = threadIdx.x % VPTQ_WARP_SIZE;
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int r = tile / a.slices;
+    const int j0 = (tile - r * a.slices) * VT;
+    const int valid = v - j0;  // components of this slice that exist (>= VT when EXACT)
+
+    float acc[MB][VT];
+#pragma unroll
+    for (int m = 0; m < MB; ++m)
+#pragma unroll
+      for (int j = 0; j < VT; ++j) acc[m][j] = 0.f;
+
+    // ---- main (and residual) codebook part
+    for (int g = 0; g < L.groups; ++g) {
+      const uint32_t* prow =
+          L.packed + (static_cast<size_t>(g) * L.index_rows + r) * L.words_per_row;
+      const T* cbg = cb + static_cast<size_t>(g) * L.k * v + j0;
+      const T* rcbg = rcb ? rcb + static_cast<size_t>(g) * L.k_res * v + j0 : nullptr;
+      const int s_base = L.outlier_size + g * gs;
+      const int step = blockDim.x;
+
+      auto accumulate = [&](int c, uint32_t code) {
+        float w[VT];
+        load_row<T, VT, EXACT>(cbg + static_cast<size_t>(code & L.main_mask) * v, w, valid);
+        if (rcbg) {
+          float rw[VT];
+          load_row<T, VT, EXACT>(rcbg + static_cast<size_t>(res_part(code, L)) * v, rw, valid);
+#pragma unroll
+          for (int j = 0; j < VT; ++j) w[j] += rw[j];
+        }
+        float xv[MB];
+        load_activations<T, MB>(a, s_base + c, xv);
+#pragma unroll
+        for (int m = 0; m < MB; ++m)
+#pragma unroll
+          for (int j = 0; j < VT; ++j) acc[m][j] = fmaf(xv[m], w[j], acc[m][j]);
+      };
+
+      int c0 = threadIdx.x;
+      // full trips: kGemvUnroll codes per thread, all index words loaded before any gather
+      for (; c0 + (kGemvUnroll - 1) * step < gs; c0 += kGemvUnroll * step) {
+        uint32_t code[kGemvUnroll];
+#pragma unroll
+        for (int u = 0; u < kGemvUnroll; ++u) code[u] = read_code(prow, c0 + u * step, L.bits);
+#pragma unroll
+        for (int u = 0; u < kGemvUnroll; ++u) accumulate(c0 + u * step, code[u]);
+      }
+      for (; c0 < gs; c0 += step) accumulate(c0, read_code(prow, c0, L.bits));
+    }
+
+    // ---- outlier columns s < os: W[o, s] = ocb[oidx[o / v_o, s], o % v_o]
+    if (L.outlier_size > 0) {
+      const T* ocb = static_cast<const T*>(L.ocb);
+      for (int s = threadIdx.x; s < L.outlier_size; s += blockDim.x) {
+        float xv[MB];
+        load_activations<T, MB>(a, s, xv);
+#pragma unroll
+        for (int j = 0; j < VT; ++j) {
+          const int o = r * v + j0 + j;
+          if (j < valid && o < L.out_features) {
+            const int ro = o / L.v_o, jo = o - ro * L.v_o;
+            const uint32_t e = static_cast<uint32_t>(L.oidx[static_cast<size_t>(ro) * L.outlier_size + s]) &
+                               static_cast<uint32_t>(L.k_o - 1);
+            const float w = to_float(ocb[static_cast<size_t>(e) * L.v_o + jo]);
+#pragma unroll
+            for (int m = 0; m < MB; ++m) acc[m][j] = fmaf(xv[m], w, acc[m][j]);
+          }
+        }
+      }
+    }
+
+    // ---- deterministic block reduction and epilogue
+#pragma unroll
+    for (int m = 0; m < MB; ++m)
+#pragma unroll
+      for (int j = 0; j < VT; ++j) {
+        const float sum = warp_sum(acc[m][j]);
+        if (lane == 0) red[warp][m * VT + j] = sum;
+      }
+    __syncthreads();
+    for (int t = threadIdx.x; t < MB * VT; t += blockDim.x) {
+      const int m = t / VT, j = t - (t / VT) * VT;
+      const int o = r * v + j0 + j;
+      if (m < a.m && j < valid && o < L.out_features) {
+        float sum = 0.f;
+        for (int w = 0; w < kWarps; ++w) sum += red[w][t];
+        if (a.row_const_parts) {
+          float c = 0.f;
+          for (int p = 0; p < a.row_const_nparts; ++p) c += a.row_const_parts[m * a.row_const_nparts + p];
+          sum += c;
+        }
+        if (a.bias) sum += to_float(static_cast<const T*>(a.bias)[o]);
+        static_cast<T*>(a.y)[static_cast<size_t>(m) * L.out_features + o] = from_float<T>(sum);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Host launcher (explicitly instantiated per dtype in gemv_<dtype>.cu).
+template <typename T, int VT, int MB, bool EXACT>
+gpuError_t launch_gemv(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
+
+template <typename T, int VT, int MB, bool EXACT>
+int gemv_blocks_per_sm(size_t smem_bytes);
+
+}  // namespace gpu
+}  // namespace vptq

@@ -1,0 +1,28 @@
+// csrc/cuda/gemv_table.h: the decode kernels that exist, as X-macros, so that the per-dtype
+// instantiation files (gemv_<dtype>.cu) and the dispatch table (dispatch.cu) can never
+// disagree. Which configuration gets which kernel is decided in dispatch.cu (kGemvTable and
+// select_gemv); this file only lists the compiled variants.
+//
+//   VPTQ_GEMV_VECTORS(X): X(VT, EXACT)
+//     EXACT = true : kernel for vector_len == VT exactly (vectorised codebook loads)
+//     EXACT = false: generic kernel, any vector_len, VT components per tile (slices)
+//   VPTQ_GEMV_ROWS(X, VT, EXACT): X(VT, MB, EXACT) for each MB (rows of X per launch, M <= MB)
+#pragma once
+
+#define VPTQ_GEMV_VECTORS(X) \
+  X(2, true)                 \
+  X(4, true)                 \
+  X(6, true)                 \
+  X(8, true)                 \
+  X(12, true)                \
+  X(16, true)                \
+  X(4, false)
+
+#define VPTQ_GEMV_ROWS(X, VT, EXACT) \
+  X(VT, 1, EXACT)                    \
+  X(VT, 2, EXACT)                    \
+  X(VT, 4, EXACT)                    \
+  X(VT, 8, EXACT)
+
+// Largest M the decode path takes; larger M goes to the prefill path (dequantize + GEMM).
+#define VPTQ_GEMV_MAX_M 8

@@ -1,0 +1,58 @@
+// csrc/cuda/layer_view.h: what every VPTQ GPU kernel receives about the layer, and the one
+// device routine that reads a code out of the packed index layout (docs/op-spec.md, "Packed
+// index layout").
+//
+// Layout recap (op inputs, all row-major):
+//   packed   [G, NI, W] uint32   row (g, r): gs codes of `bits` bits each, LSB-first stream,
+//                                code c at stream bits [c*bits, (c+1)*bits); words never shared
+//                                between rows. code = main | res << index_bits.
+//   cb       [G, k, v]    T      main codebook;  rcb [G, k_res, v] T residual codebook
+//   oidx     [NO, os]     int32  outlier codes;  ocb [k_o, v_o]    T outlier codebook
+// Stored column s: s < os is outlier column s; s >= os is group (s-os)/gs, code (s-os)%gs.
+#pragma once
+
+#include <cstdint>
+
+#include "vptq/gpu_portability.h"
+#include "vptq/packed_index.h"
+
+namespace vptq {
+namespace gpu {
+
+struct LayerView {
+  int out_features = 0;       // O
+  int in_features = 0;        // I
+  int v = 0;                  // vector_len
+  int k = 0;                  // num_centroids (power of two)
+  int k_res = 0;              // 0: no residual
+  int groups = 1;             // G
+  int group_size = 0;         // gs
+  int outlier_size = 0;       // os
+  int v_o = 1;                // outlier vector len
+  int k_o = 1;                // outlier centroids (power of two)
+  int index_bits = 0;         // log2 k
+  int bits = 0;               // index_bits + res_index_bits (0..32)
+  int words_per_row = 0;      // W
+  int index_rows = 0;         // NI
+  uint32_t main_mask = 0;     // (1 << index_bits) - 1
+  uint32_t res_mask = 0;      // (1 << res_index_bits) - 1
+  const uint32_t* packed = nullptr;
+  const void* cb = nullptr;
+  const void* rcb = nullptr;  // null without residual
+  const int32_t* oidx = nullptr;
+  const void* ocb = nullptr;
+};
+
+// Code `c` of one packed row (`row` points at its first word): vptq/packed_index.h, the one
+// decoder of the layout shared with the CPU kernels; bits == 0 (k = 1, no residual) has no
+// words at all and every code is 0.
+__device__ __forceinline__ uint32_t read_code(const uint32_t* __restrict__ row, int c, int bits) {
+  return bits == 0 ? 0u : packed_code(row, c, bits);
+}
+
+__device__ __forceinline__ uint32_t res_part(uint32_t code, const LayerView& L) {
+  return residual_index(code, L.index_bits, L.bits - L.index_bits);
+}
+
+}  // namespace gpu
+}  // namespace vptq

@@ -1,0 +1,264 @@
+// csrc/cuda/prefill.cu: the kernels of the prefill path and the activation prep shared with the
+// decode path.
+//
+// prep_activations  grid (parts, M), kPrepThreads threads. Block (p, m) handles columns
+//                   [p*kPrepColumnsPerBlock, ...) of row m: thread t writes xs[m, s] =
+//                   X[m, perm[s]] * scale[perm[s]] for s = t, t + blockDim, ... (perm folded
+//                   into the activations, so the weights are read in stored order), and sums
+//                   X[m, i] * weight_bias[i] over the same original columns; the block's sum
+//                   (fixed-order tree in shared memory: deterministic) is parts[m, p]. The row
+//                   constant c[m] = sum_p parts[m, p] is added in the GEMV / GEMM epilogue:
+//                   x·(Ws*scale + bias) = (x*scale)·Ws + x·bias.
+// dequant_rows      1-D grid-stride over (index row r, stored code q = g*gs + c): one thread
+//                   decodes one code and writes its v weights Ws[r*v + j, os + q] (fp32 sum of
+//                   main + residual centroid, rounded once to T); neighbouring threads write
+//                   neighbouring columns (coalesced). Outlier columns: one thread per (o, s).
+// tiled_gemm        fallback GEMM when no BLAS handle is given: 64x64 output tile per block of
+//                   256 threads, 16-deep k slices staged in shared memory as fp32, 4x4 outputs
+//                   per thread, fused epilogue (+ c[m] + bias, rounded once to T).
+// epilogue          after cuBLAS wrote fp32: Y = T(C + c[m] + bias[o]), one thread per output.
+#include "prefill.h"
+
+namespace vptq {
+namespace gpu {
+namespace {
+
+constexpr int kDequantThreads = 256;
+constexpr int kEpilogueThreads = 256;
+constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 256;
+constexpr int kMaxGrid = 65535 * 16;  // grid-stride kernels cap their 1-D grid here
+
+template <typename T, typename OutT>
+__global__ void __launch_bounds__(kPrepThreads)
+    prep_activations_kernel(const T* __restrict__ x, const int32_t* __restrict__ perm,
+                            const T* __restrict__ scale, const T* __restrict__ wbias,
+                            OutT* __restrict__ xs, float* __restrict__ parts, int in_features) {
+  __shared__ float red[kPrepThreads];
+  const int p = blockIdx.x, m = blockIdx.y;
+  const int begin = p * kPrepColumnsPerBlock;
+  const int end = min(in_features, begin + kPrepColumnsPerBlock);
+  const size_t row = static_cast<size_t>(m) * in_features;
+  float c = 0.f;
+  for (int s = begin + threadIdx.x; s < end; s += blockDim.x) {
+    int src = s;
+    if (perm) {
+      src = perm[s];
+      if (static_cast<unsigned>(src) >= static_cast<unsigned>(in_features)) src = 0;  // UB input
+    }
+    float xv = to_float(x[row + src]);
+    if (scale) xv *= to_float(scale[src]);
+    xs[row + s] = from_float<OutT>(xv);
+    if (wbias) c = fmaf(to_float(x[row + s]), to_float(wbias[s]), c);
+  }
+  if (!parts) return;
+  red[threadIdx.x] = c;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half >>= 1) {
+    if (threadIdx.x < half) red[threadIdx.x] += red[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) parts[static_cast<size_t>(m) * gridDim.x + p] = red[0];
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kDequantThreads)
+    dequant_rows_kernel(LayerView L, T* __restrict__ ws, int row0, int rows, int r_begin,
+                        int n_rows_idx) {
+  const int codes = L.groups * L.group_size;
+  const int64_t total = static_cast<int64_t>(n_rows_idx) * codes;
+  const T* cb = static_cast<const T*>(L.cb);
+  const T* rcb = static_cast<const T*>(L.rcb);
+  const int v = L.v;
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int r = r_begin + static_cast<int>(t / codes);
+    const int q = static_cast<int>(t % codes);
+    const int g = q / L.group_size, c = q - g * L.group_size;
+    const uint32_t* prow = L.packed + (static_cast<size_t>(g) * L.index_rows + r) * L.words_per_row;
+    const uint32_t code = read_code(prow, c, L.bits);
+    const T* crow = cb + (static_cast<size_t>(g) * L.k + (code & L.main_mask)) * v;
+    const T* rrow = rcb ? rcb + (static_cast<size_t>(g) * L.k_res + res_part(code, L)) * v : nullptr;
+    for (int j = 0; j < v; ++j) {
+      const int o = r * v + j;
+      if (o < row0 || o >= row0 + rows || o >= L.out_features) continue;
+      float w = to_float(crow[j]);
+      if (rrow) w += to_float(rrow[j]);
+      ws[static_cast<size_t>(o - row0) * L.in_features + L.outlier_size + q] = from_float<T>(w);
+    }
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kDequantThreads)
+    dequant_outliers_kernel(LayerView L, T* __restrict__ ws, int row0, int rows) {
+  const int os = L.outlier_size;
+  const int64_t total = static_cast<int64_t>(rows) * os;
+  const T* ocb = static_cast<const T*>(L.ocb);
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int o = row0 + static_cast<int>(t / os);
+    const int s = static_cast<int>(t % os);
+    const int ro = o / L.v_o, jo = o - ro * L.v_o;
+    const uint32_t e = static_cast<uint32_t>(L.oidx[static_cast<size_t>(ro) * os + s]) &
+                       static_cast<uint32_t>(L.k_o - 1);
+    ws[static_cast<size_t>(o - row0) * L.in_features + s] = ocb[static_cast<size_t>(e) * L.v_o + jo];
+  }
+}
+
+__device__ __forceinline__ float row_constant(const float* parts, int nparts, int m) {
+  float c = 0.f;
+  if (parts)
+    for (int p = 0; p < nparts; ++p) c += parts[static_cast<size_t>(m) * nparts + p];
+  return c;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kTileThreads)
+    tiled_gemm_kernel(const T* __restrict__ a, const T* __restrict__ b, int M, int N, int K,
+                      const float* __restrict__ parts, int nparts, const T* __restrict__ bias,
+                      T* __restrict__ y, int ldy, int row0) {
+  __shared__ float as[kTileK][kTileM + 4];
+  __shared__ float bs[kTileK][kTileN + 4];
+  const int m_base = blockIdx.y * kTileM, n_base = blockIdx.x * kTileN;
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  float acc[4][4] = {};
+  for (int k0 = 0; k0 < K; k0 += kTileK) {
+    for (int i = threadIdx.x; i < kTileM * kTileK; i += blockDim.x) {
+      const int mm = i / kTileK, kk = i % kTileK;
+      const int gm = m_base + mm, gk = k0 + kk;
+      as[kk][mm] = (gm < M && gk < K) ? to_float(a[static_cast<size_t>(gm) * K + gk]) : 0.f;
+      const int gn = n_base + mm;
+      bs[kk][mm] = (gn < N && gk < K) ? to_float(b[static_cast<size_t>(gn) * K + gk]) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      float av[4], bv[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) av[i] = as[kk][ty * 4 + i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) bv[j] = bs[kk][tx * 4 + j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int m = m_base + ty * 4 + i;
+    if (m >= M) continue;
+    const float c = row_constant(parts, nparts, m);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int n = n_base + tx * 4 + j;
+      if (n >= N) continue;
+      float out = acc[i][j] + c;
+      if (bias) out += to_float(bias[row0 + n]);
+      y[static_cast<size_t>(m) * ldy + row0 + n] = from_float<T>(out);
+    }
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kEpilogueThreads)
+    epilogue_kernel(const float* __restrict__ c, int mc, int rows, int m0, int row0,
+                    const float* __restrict__ parts, int nparts, const T* __restrict__ bias,
+                    T* __restrict__ y, int ldy) {
+  const int64_t total = static_cast<int64_t>(mc) * rows;
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int m = static_cast<int>(t / rows), o = static_cast<int>(t % rows);
+    float out = c[t] + row_constant(parts, nparts, m0 + m);
+    if (bias) out += to_float(bias[row0 + o]);
+    y[static_cast<size_t>(m0 + m) * ldy + row0 + o] = from_float<T>(out);
+  }
+}
+
+int grid_for(int64_t total, int threads) {
+  const int64_t blocks = (total + threads - 1) / threads;
+  return static_cast<int>(blocks < 1 ? 1 : (blocks > kMaxGrid ? kMaxGrid : blocks));
+}
+
+template <typename F>
+gpuError_t with_type(DType dt, F&& f) {
+  switch (dt) {
+    case DType::kFloat32: return f(float{});
+    case DType::kFloat16: return f(gpu_half{});
+    case DType::kBFloat16: return f(gpu_bfloat16{});
+  }
+  return gpuSuccess;
+}
+
+}  // namespace
+
+gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm, const void* scale,
+                                   const void* wbias, void* xs, bool out_fp32, float* parts,
+                                   int m, int in_features, gpuStream_t stream) {
+  const dim3 grid(prep_parts(in_features), m);
+  return with_type(dt, [&](auto tag) {
+    using T = decltype(tag);
+    if (out_fp32) {
+      prep_activations_kernel<T, float><<<grid, kPrepThreads, 0, stream>>>(
+          static_cast<const T*>(x), perm, static_cast<const T*>(scale), static_cast<const T*>(wbias),
+          static_cast<float*>(xs), parts, in_features);
+    } else {
+      prep_activations_kernel<T, T><<<grid, kPrepThreads, 0, stream>>>(
+          static_cast<const T*>(x), perm, static_cast<const T*>(scale), static_cast<const T*>(wbias),
+          static_cast<T*>(xs), parts, in_features);
+    }
+    return gpuGetLastError();
+  });
+}
+
+gpuError_t launch_dequant_rows(DType dt, const LayerView& L, void* ws, int row0, int rows,
+                               gpuStream_t stream) {
+  const int r_begin = row0 / L.v;
+  const int r_end = (row0 + rows + L.v - 1) / L.v;
+  const int n_idx = r_end - r_begin;
+  return with_type(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t codes = static_cast<int64_t>(L.groups) * L.group_size;
+    if (codes > 0) {
+      dequant_rows_kernel<T><<<grid_for(n_idx * codes, kDequantThreads), kDequantThreads, 0, stream>>>(
+          L, static_cast<T*>(ws), row0, rows, r_begin, n_idx);
+      gpuError_t e = gpuGetLastError();
+      if (e != gpuSuccess) return e;
+    }
+    if (L.outlier_size > 0) {
+      dequant_outliers_kernel<T>
+          <<<grid_for(static_cast<int64_t>(rows) * L.outlier_size, kDequantThreads), kDequantThreads, 0,
+             stream>>>(L, static_cast<T*>(ws), row0, rows);
+    }
+    return gpuGetLastError();
+  });
+}
+
+gpuError_t launch_tiled_gemm(DType dt, const void* a, const void* b, int m, int rows, int k,
+                             const float* parts, int nparts, const void* bias, void* y, int ldy,
+                             int row0, gpuStream_t stream) {
+  const dim3 grid((rows + kTileN - 1) / kTileN, (m + kTileM - 1) / kTileM);
+  return with_type(dt, [&](auto tag) {
+    using T = decltype(tag);
+    tiled_gemm_kernel<T><<<grid, kTileThreads, 0, stream>>>(
+        static_cast<const T*>(a), static_cast<const T*>(b), m, rows, k, parts, nparts,
+        static_cast<const T*>(bias), static_cast<T*>(y), ldy, row0);
+    return gpuGetLastError();
+  });
+}
+
+gpuError_t launch_epilogue(DType dt, const float* c, int mc, int rows, int m0, int row0,
+                           const float* parts, int nparts, const void* bias, void* y, int ldy,
+                           gpuStream_t stream) {
+  return with_type(dt, [&](auto tag) {
+    using T = decltype(tag);
+    epilogue_kernel<T><<<grid_for(static_cast<int64_t>(mc) * rows, kEpilogueThreads), kEpilogueThreads,
+                         0, stream>>>(c, mc, rows, m0, row0, parts, nparts, static_cast<const T*>(bias),
+                                      static_cast<T*>(y), ldy);
+    return gpuGetLastError();
+  });
+}
+
+}  // namespace gpu
+}  // namespace vptq

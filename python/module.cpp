@@ -1,0 +1,171 @@
+// vptq_export._kernels: Python bindings of the framework-free kernels in csrc/.
+//   validate(attrs) -> str                       "" when the attributes are consistent
+//   gemm_cpu(x, attrs, *weights, num_threads=0)  -> Y (numpy in, numpy out; torch in, torch out)
+//   has_cuda                                      True when bind_cuda.cpp (engineer D) is linked in
+// `attrs` is the op's attribute dict (vptq_export.op_spec.OpAttributes.as_dict()); `weights` are
+// the op's inputs after X, in node order, or one dict {input name: array} (op_weight_inputs()).
+// Arrays: numpy or CPU torch tensors, C-contiguous (torch tensors are made contiguous), float
+// inputs of X's dtype (float32 / float16, or torch.bfloat16), int32 indices and perm.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "vptq/cpu.h"
+#include "vptq/layer.h"
+#include "bind_common.h"
+
+namespace py = pybind11;
+
+#ifdef VPTQ_WITH_CUDA
+void register_cuda(py::module_& m);  // python/bind_cuda.cpp
+#endif
+
+namespace vptq_py {
+
+static const char* kIntAttributes[] = {
+    "in_features", "out_features", "vector_len", "num_centroids", "num_res_centroids",
+    "group_num", "group_size", "outlier_size", "outlier_vector_len", "outlier_num_centroids",
+    "index_bits", "res_index_bits", "has_perm", "has_norm", "has_bias"};
+
+vptq::LayerAttributes attributes_from_dict(const py::dict& d) {
+  vptq::LayerAttributes a;
+  int64_t* fields[] = {&a.in_features, &a.out_features, &a.vector_len, &a.num_centroids,
+                       &a.num_res_centroids, &a.group_num, &a.group_size, &a.outlier_size,
+                       &a.outlier_vector_len, &a.outlier_num_centroids, &a.index_bits,
+                       &a.res_index_bits, &a.has_perm, &a.has_norm, &a.has_bias};
+  std::string missing;
+  for (size_t i = 0; i < sizeof(kIntAttributes) / sizeof(kIntAttributes[0]); ++i) {
+    if (!d.contains(kIntAttributes[i])) {
+      missing += missing.empty() ? "" : ", ";
+      missing += kIntAttributes[i];
+      continue;
+    }
+    *fields[i] = py::cast<int64_t>(d[kIntAttributes[i]]);
+  }
+  if (!missing.empty()) throw py::value_error("VPTQGemm: missing attribute(s) " + missing);
+  if (d.contains("index_layout")) {
+    py::object layout = d["index_layout"];
+    std::string s = py::isinstance<py::bytes>(layout) ? std::string(py::cast<py::bytes>(layout))
+                                                      : py::cast<std::string>(layout);
+    std::string err = vptq::validate_index_layout(s);
+    if (!err.empty()) throw py::value_error("VPTQGemm: " + err);
+  }
+  return a;
+}
+
+std::string validate_dict(const py::dict& d) {
+  vptq::LayerAttributes a;
+  try {
+    a = attributes_from_dict(d);
+  } catch (const py::value_error& e) {
+    return e.what();
+  }
+  return vptq::validate(a);
+}
+
+const char* kInputNames[] = {"X", "packed_indices", "centroids", "res_centroids",
+                             "outlier_indices", "outlier_centroids", "perm", "weight_scale",
+                             "weight_bias", "bias"};
+
+// Names of the inputs present for `a`, in node order (op_spec.OpAttributes.input_names()).
+std::vector<std::string> input_names(const vptq::LayerAttributes& a, const vptq::InputSlots& s) {
+  std::vector<std::string> names(s.count);
+  const int slots[] = {s.x, s.packed_indices, s.centroids, s.res_centroids, s.outlier_indices,
+                       s.outlier_centroids, s.perm, s.weight_scale, s.weight_bias, s.bias};
+  for (int i = 0; i < 10; ++i)
+    if (slots[i] >= 0) names[slots[i]] = kInputNames[i];
+  (void)a;
+  return names;
+}
+
+py::object gemm_cpu(py::object x_obj, const py::dict& attrs, py::args weights, int num_threads) {
+  const vptq::LayerAttributes a = attributes_from_dict(attrs);
+  std::string err = vptq::validate(a);
+  if (!err.empty()) throw py::value_error("VPTQGemm: " + err);
+  const vptq::InputSlots slots = vptq::input_slots(a);
+  const std::vector<std::string> names = input_names(a, slots);
+
+  std::vector<py::object> objs;
+  if (weights.size() == 1 && py::isinstance<py::dict>(weights[0])) {
+    py::dict byname = weights[0];
+    for (int i = 1; i < slots.count; ++i) {
+      if (!byname.contains(names[i]))
+        throw py::value_error("VPTQGemm: weight input '" + names[i] + "' missing from the dict");
+      objs.push_back(byname[names[i].c_str()]);
+    }
+  } else {
+    if (static_cast<int>(weights.size()) != slots.count - 1)
+      throw py::value_error("VPTQGemm: these attributes need " + std::to_string(slots.count - 1) +
+                            " weight inputs after X, got " + std::to_string(weights.size()));
+    for (auto w : weights) objs.push_back(py::reinterpret_borrow<py::object>(w));
+  }
+
+  TensorView x = view_tensor(x_obj, "X");
+  if (x.kind == Kind::kInt32) throw py::type_error("VPTQGemm: X must be a float tensor");
+  if (x.shape.empty() || x.shape.back() != a.in_features)
+    throw py::value_error("VPTQGemm: X.shape[-1] must be in_features = " +
+                          std::to_string(a.in_features) + ", got shape " + shape_str(x.shape));
+  const vptq::DType dtype = to_dtype(x.kind);
+  std::vector<TensorView> views;
+  for (int i = 1; i < slots.count; ++i) {
+    TensorView t = view_tensor(objs[i - 1], names[i]);
+    const bool is_int = i == slots.packed_indices || i == slots.outlier_indices || i == slots.perm;
+    if (is_int && t.kind != Kind::kInt32)
+      throw py::type_error("VPTQGemm: input '" + names[i] + "' must be int32, got " + t.dtype_name);
+    if (!is_int && t.kind != x.kind)
+      throw py::type_error("VPTQGemm: input '" + names[i] + "' must have X's dtype " + x.dtype_name +
+                           ", got " + t.dtype_name);
+    int64_t dims[3];
+    const int rank = vptq::expected_input_shape(a, slots, i, dims);
+    std::vector<int64_t> want(dims, dims + rank);
+    if (t.shape != want)
+      throw py::value_error("VPTQGemm: input '" + names[i] + "' must have shape " +
+                            shape_str(want) + ", got " + shape_str(t.shape));
+    views.push_back(std::move(t));
+  }
+  auto ptr = [&](int slot) -> const void* { return slot > 0 ? views[slot - 1].data : nullptr; };
+  vptq::LayerTensors tensors;
+  tensors.packed_indices = static_cast<const int32_t*>(ptr(slots.packed_indices));
+  tensors.centroids = ptr(slots.centroids);
+  tensors.res_centroids = ptr(slots.res_centroids);
+  tensors.outlier_indices = static_cast<const int32_t*>(ptr(slots.outlier_indices));
+  tensors.outlier_centroids = ptr(slots.outlier_centroids);
+  tensors.perm = static_cast<const int32_t*>(ptr(slots.perm));
+  tensors.weight_scale = ptr(slots.weight_scale);
+  tensors.weight_bias = ptr(slots.weight_bias);
+  tensors.bias = ptr(slots.bias);
+
+  std::vector<int64_t> yshape(x.shape.begin(), x.shape.end() - 1);
+  yshape.push_back(a.out_features);
+  int64_t m = 1;
+  for (size_t i = 0; i + 1 < x.shape.size(); ++i) m *= x.shape[i];
+  TensorView y = empty_like_kind(x, yshape);
+  {
+    py::gil_scoped_release release;
+    err = vptq::gemm_cpu(a, tensors, dtype, x.data, y.mutable_data, m, num_threads);
+  }
+  if (!err.empty()) throw py::value_error("VPTQGemm: " + err);
+  return y.owner;
+}
+
+}  // namespace vptq_py
+
+PYBIND11_MODULE(_kernels, m) {
+  m.doc() = "vptq-export native kernels (csrc/): VPTQGemm on the CPU (and CUDA when built)";
+  m.def("validate", &vptq_py::validate_dict, py::arg("attrs"),
+        "Check VPTQGemm attributes (a dict) with the C++ rules; returns '' when consistent, else "
+        "the problem.");
+  m.def("gemm_cpu", &vptq_py::gemm_cpu, py::arg("x"), py::arg("attrs"),
+        py::arg("num_threads") = 0,
+        "Y = X @ W^T (+ bias) with W decoded from the VPTQGemm weight inputs (positional, in node "
+        "order after X, or one dict by input name). num_threads <= 0: all hardware threads.");
+#ifdef VPTQ_WITH_CUDA
+  m.attr("has_cuda") = true;
+  register_cuda(m);
+#else
+  m.attr("has_cuda") = false;
+#endif
+}

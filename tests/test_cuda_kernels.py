@@ -1,0 +1,212 @@
+"""CUDA kernels of VPTQGemm (csrc/cuda/, vptq_export._kernels.gemm_cuda*) against the fp64
+reference (`reference.dequantize(layer, torch.float64)`), on fresh random layers and inputs.
+
+Every configuration runs for fp32 / fp16 / bf16 activations and M in {1, 3, 8, 17, 300}: M <= 8
+takes the fused decode kernel, M > 8 the prefill path (dequantize + cuBLAS, and the tiled
+fallback GEMM without a BLAS handle). The output buffer is poisoned with NaN before each call and
+must be fully written; each case runs twice and must be bitwise identical (no float atomics).
+
+Skipped (with the reason) without a CUDA device or without the CUDA build of the module.
+VPTQ_CUDA_TEST_QUICK=1 keeps a few small cases (for compute-sanitizer runs).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vptq_export import synthetic
+from vptq_export.op_spec import OpAttributes, op_weight_inputs
+from vptq_export.reference.dequant import dequantize
+
+pytestmark = pytest.mark.gpu
+
+QUICK = os.environ.get("VPTQ_CUDA_TEST_QUICK") == "1"
+
+# Relative tolerance per dtype, for ||y - ref|| / ||ref|| and for max|y - ref| / max|ref|.
+# Inputs (codebooks, X, scale, biases) are generated in the dtype, so the reference sees exactly
+# what the kernel sees; the remaining error is the kernel's rounding:
+#   fp32: fp32 accumulation over I <= 4096 terms, ~1e-6 observed; bound 1e-5.
+#   fp16: output rounded to fp16 (2^-11 = 4.9e-4 relative) plus, on the prefill path, centroid
+#         sums and x*scale rounded to fp16 before the tensor-core GEMM; bound 2e-3.
+#   bf16: the same with 2^-8 = 3.9e-3 per rounding; bound 1.6e-2.
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+DTYPE_NAME = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+ROWS = (1, 3, 8, 17, 300)
+
+
+def _kernels():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
+    from vptq_export import native
+    from vptq_export.errors import BackendUnavailableError
+    try:
+        mod = native.kernels_module()
+    except BackendUnavailableError as exc:
+        pytest.skip(f"vptq_export._kernels not built: {exc}")
+    if not getattr(mod, "has_cuda", False):
+        pytest.skip("vptq_export._kernels was built without the CUDA kernels (no nvcc at build time)")
+    return mod
+
+
+# name -> make_spec keyword arguments. Covers v in {2,4,6,8,12,16} (table kernels) and others
+# (generic kernel), index bits 4..16, residual bits 0..16, T up to 32 with straddling words,
+# outliers, perm, norm, G > 1, bias, O not a multiple of v, codebooks in shared memory and not.
+CONFIGS = {
+    "v8-k256": dict(in_features=256, out_features=64, v=8, k=256),
+    "v8-k65536-256-bias": dict(in_features=512, out_features=96, v=8, k=65536, k_res=256, bias=True),
+    "v16-k65536-65536": dict(in_features=256, out_features=80, v=16, k=65536, k_res=65536),
+    "v8-k256-256-perm-norm": dict(in_features=384, out_features=72, v=8, k=256, k_res=256,
+                                  perm=True, norm=True),
+    "v6-k4096-O-ragged": dict(in_features=300, out_features=100, v=6, k=4096),
+    "v12-k4096-4096-G2": dict(in_features=288, out_features=70, v=12, k=4096, k_res=4096,
+                              group_num=2),
+    "v2-k16-res16-straddle": dict(in_features=100, out_features=33, v=2, k=16, k_res=16),
+    "v4-k32-res8-T13": dict(in_features=160, out_features=45, v=4, k=32, k_res=256, bias=True),
+    "v8-k8192-256-all": dict(in_features=320, out_features=61, v=8, k=8192, k_res=256,
+                             group_num=2, outlier_size=64, v_o=4, k_o=16, perm=True, norm=True,
+                             bias=True),
+    "v4-k1024-G4-outliers": dict(in_features=272, out_features=50, v=4, k=1024, group_num=4,
+                                 outlier_size=16, v_o=3, k_o=8),
+    "v6-k64-res1024-G3-norm": dict(in_features=198, out_features=40, v=6, k=64, k_res=1024,
+                                   group_num=3, norm=True),
+    "v16-k128-perm": dict(in_features=128, out_features=50, v=16, k=128, perm=True),
+    "v12-k512-res32-outl-bias": dict(in_features=200, out_features=37, v=12, k=512, k_res=32,
+                                     outlier_size=8, v_o=5, k_o=4, bias=True),
+    # generic kernel (v not in the table)
+    "v1-k256": dict(in_features=96, out_features=21, v=1, k=256),
+    "v3-k4096-res16-perm-norm": dict(in_features=150, out_features=31, v=3, k=4096, k_res=16,
+                                     perm=True, norm=True, bias=True),
+    "v5-k32768-G2": dict(in_features=140, out_features=23, v=5, k=32768, group_num=2),
+    "v10-k256-256-outl": dict(in_features=136, out_features=47, v=10, k=256, k_res=256,
+                              outlier_size=8, v_o=2, k_o=32),
+    "v7-k16": dict(in_features=64, out_features=15, v=7, k=16),
+    "v20-k1024": dict(in_features=96, out_features=45, v=20, k=1024),
+    # widest code: 16 + 16 bits, and odd widths that straddle words
+    "v4-k65536-65536-G2-norm": dict(in_features=192, out_features=30, v=4, k=65536, k_res=65536,
+                                    group_num=2, norm=True),
+    "v8-k2048-res512-T20": dict(in_features=96, out_features=40, v=8, k=2048, k_res=512),
+    "v8-k32768-res128-T22": dict(in_features=80, out_features=24, v=8, k=32768, k_res=128,
+                                 outlier_size=16, v_o=8, k_o=64),
+    # a Llama-like width with big codebooks read from global memory
+    "v8-k65536-wide": dict(in_features=4096, out_features=64, v=8, k=65536),
+    "v6-k4096-wide-norm": dict(in_features=2048, out_features=60, v=6, k=4096, norm=True, perm=True),
+}
+QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-perm-norm",
+                 "v12-k512-res32-outl-bias")
+
+
+def _device_weights(layer, dtype):
+    out = {}
+    for name, value in op_weight_inputs(layer, dtype).items():
+        t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+        out[name] = t.contiguous().cuda()
+    return out
+
+
+def _run(mod, attrs, dtype, x, weights, use_blas):
+    m = x.shape[0]
+    o = attrs["out_features"]
+    name = DTYPE_NAME[dtype]
+    y = torch.full((m, o), float("nan"), dtype=dtype, device="cuda")
+    nbytes = mod.gemm_cuda_workspace_bytes(attrs, name, m)
+    ws = torch.full((max(nbytes, 1),), 0xFF, dtype=torch.uint8, device="cuda")  # NaN bit patterns
+    mod.gemm_cuda_ptr(attrs, name, x.data_ptr(), y.data_ptr(), m,
+                      {k: v.data_ptr() for k, v in weights.items()}, ws.data_ptr(), nbytes,
+                      torch.cuda.current_stream().cuda_stream, use_blas)
+    torch.cuda.synchronize()
+    return y
+
+
+def _check(y, ref, dtype, what):
+    assert not torch.isnan(y).any(), f"{what}: {int(torch.isnan(y).sum())} outputs not written (NaN)"
+    y64 = y.double().cpu()
+    err = (y64 - ref).norm() / ref.norm().clamp_min(1e-30)
+    maxerr = (y64 - ref).abs().max() / ref.abs().max().clamp_min(1e-30)
+    tol = TOLERANCE[dtype]
+    assert err <= tol and maxerr <= 4 * tol, f"{what}: relative error {err:.3g} (max {maxerr:.3g}), tolerance {tol}"
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if not QUICK or c in QUICK_CONFIGS])
+def test_gemm_cuda_matches_fp64_reference(config):
+    mod = _kernels()
+    seed = int.from_bytes(os.urandom(4), "little")
+    rng = np.random.default_rng(seed)
+    spec = synthetic.make_spec(name=config, **CONFIGS[config])
+    attrs = OpAttributes.from_spec(spec).as_dict()
+    rows = (1, 3, 17) if QUICK else ROWS
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        layer = synthetic.random_layer(spec, dtype, rng)
+        w64 = dequantize(layer, torch.float64)
+        b64 = layer.bias.double() if spec.bias else None
+        weights = _device_weights(layer, dtype)
+        for m in rows:
+            x = torch.from_numpy(rng.normal(0, 1, (m, spec.in_features)).astype(np.float32)).to(dtype)
+            ref = x.double() @ w64.T
+            if b64 is not None:
+                ref = ref + b64
+            xd = x.cuda()
+            paths = (True, False) if m > 8 else (True,)
+            for use_blas in paths:
+                what = (f"{config} {DTYPE_NAME[dtype]} M={m} blas={use_blas} seed={seed} "
+                        f"kernel={mod.gemm_cuda_kernel_name(attrs, DTYPE_NAME[dtype], m)}")
+                y1 = _run(mod, attrs, dtype, xd, weights, use_blas)
+                _check(y1, ref, dtype, what)
+                y2 = _run(mod, attrs, dtype, xd, weights, use_blas)
+                assert torch.equal(y1, y2), f"{what}: two runs differ (non-deterministic)"
+
+
+def test_tensor_api_and_batch_shape():
+    """gemm_cuda on tensors: leading dims of X are kept, the current stream is used."""
+    mod = _kernels()
+    rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
+    spec = synthetic.make_spec(name="api", in_features=128, out_features=40, v=8, k=256, k_res=16,
+                               bias=True, perm=True)
+    attrs = OpAttributes.from_spec(spec).as_dict()
+    layer = synthetic.random_layer(spec, torch.float16, rng)
+    weights = _device_weights(layer, torch.float16)
+    x = torch.from_numpy(rng.normal(0, 1, (2, 3, 128)).astype(np.float32)).half()
+    ref = x.double() @ dequantize(layer, torch.float64).T + layer.bias.double()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        y = mod.gemm_cuda(x.cuda(), attrs, weights)
+    stream.synchronize()
+    assert y.shape == (2, 3, 40) and y.dtype == torch.float16 and y.is_cuda
+    _check(y.reshape(6, 40), ref.reshape(6, 40), torch.float16, "tensor api")
+
+
+def test_kernel_names_follow_the_dispatch_table():
+    mod = _kernels()
+    attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=8, k=256)).as_dict()
+    assert mod.gemm_cuda_kernel_name(attrs, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,exact=true>"
+    assert mod.gemm_cuda_kernel_name(attrs, "bfloat16", 3) == "vptq_gemv<bfloat16,VT=8,MB=4,exact=true>"
+    assert mod.gemm_cuda_kernel_name(attrs, "float16", 9).startswith("vptq_dequant<float16>+")
+    generic = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=3, k=256)).as_dict()
+    assert mod.gemm_cuda_kernel_name(generic, "float32", 8) == "vptq_gemv<float32,VT=4,MB=8,exact=false>"
+
+
+def test_errors_are_reported_not_silent():
+    mod = _kernels()
+    spec = synthetic.make_spec(in_features=64, out_features=48, v=8, k=256, perm=True)
+    attrs = OpAttributes.from_spec(spec).as_dict()
+    layer = synthetic.random_layer(spec, torch.float16, 0)
+    weights = _device_weights(layer, torch.float16)
+    x = torch.zeros(4, 64, dtype=torch.float16, device="cuda")
+    y = torch.empty(4, 48, dtype=torch.float16, device="cuda")
+    need = mod.gemm_cuda_workspace_bytes(attrs, "float16", 4)
+    assert need > 0  # perm: activations are permuted into the workspace
+    with pytest.raises(RuntimeError, match="workspace"):
+        mod.gemm_cuda_ptr(attrs, "float16", x.data_ptr(), y.data_ptr(), 4,
+                          {k: v.data_ptr() for k, v in weights.items()}, 0, 0,
+                          torch.cuda.current_stream().cuda_stream)
+    with pytest.raises(RuntimeError, match="perm"):
+        ptrs = {k: v.data_ptr() for k, v in weights.items()}
+        ptrs["perm"] = 0
+        ws = torch.empty(need, dtype=torch.uint8, device="cuda")
+        mod.gemm_cuda_ptr(attrs, "float16", x.data_ptr(), y.data_ptr(), 4, ptrs, ws.data_ptr(), need,
+                          torch.cuda.current_stream().cuda_stream)
+    with pytest.raises(ValueError, match="must be a CUDA"):
+        mod.gemm_cuda(x.cpu(), attrs, weights)
