@@ -150,7 +150,8 @@ py::object gemm_cuda_tensors(py::object x_obj, const py::dict& attrs, py::args w
   std::vector<TensorView> views;
   for (int i = 1; i < slots.count; ++i) {
     TensorView t = vptq_py::view_tensor(objs[i - 1], names[i], /*want_cuda=*/true);
-    if (!t.owner.attr("device").equal(device))
+    const py::object t_device = t.owner.attr("device");
+    if (!t_device.equal(device))
       throw py::value_error("VPTQGemm: input '" + names[i] + "' is on " + std::string(py::str(t.owner.attr("device"))) +
                             ", X on " + std::string(py::str(device)));
     const bool is_int = i == slots.packed_indices || i == slots.outlier_indices || i == slots.perm;

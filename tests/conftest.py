@@ -21,13 +21,15 @@ from pathlib import Path
 
 import pytest
 
-_MAKER_SOURCES = ("tiny_models.py", "tiny_text.py", "checkpoint_writer.py", "layer_spec.py",
-                  "packing.py", "quantized_linear.py", "quantize/__init__.py",
-                  "quantize/calibration.py", "quantize/kmeans.py", "quantize/linear.py",
-                  "quantize/model.py", "quantize/options.py")
+# Sources whose change invalidates the cached directories of each kind.
+_FP_SOURCES = ("tiny_models.py", "tiny_text.py")
+_VPTQ_SOURCES = _FP_SOURCES + ("checkpoint_writer.py", "layer_spec.py", "packing.py",
+                               "quantized_linear.py", "quantize/__init__.py",
+                               "quantize/calibration.py", "quantize/kmeans.py",
+                               "quantize/linear.py", "quantize/model.py", "quantize/options.py")
 
 
-def _code_fingerprint() -> str:
+def _code_fingerprint(sources) -> str:
     import torch
     import transformers
 
@@ -35,7 +37,7 @@ def _code_fingerprint() -> str:
 
     root = Path(vptq_export.__file__).parent
     h = hashlib.sha256(f"{torch.__version__} {transformers.__version__}".encode())
-    for rel in _MAKER_SOURCES:
+    for rel in sources:
         path = root / rel
         h.update(rel.encode())
         h.update(path.read_bytes() if path.is_file() else b"-")
@@ -53,7 +55,7 @@ class _ModelStore:
     def get(self, key: str, build) -> Path:
         if key in self.memo:
             return self.memo[key]
-        name = hashlib.sha256(key.encode()).hexdigest()[:20]
+        name = hashlib.sha256(key.encode()).hexdigest()[:24]
         if self.cache_root is not None:
             final = self.cache_root / name
             if not (final / "config.json").is_file():
@@ -77,7 +79,7 @@ class _ModelStore:
 def _model_store(tmp_path_factory, pytestconfig) -> _ModelStore:
     cache_root = None
     if not os.environ.get("VPTQ_TEST_NO_DISK_CACHE") and pytestconfig.cache is not None:
-        cache_root = Path(pytestconfig.cache.mkdir("vptq-models")) / _code_fingerprint()
+        cache_root = Path(pytestconfig.cache.mkdir("vptq-models"))
     return _ModelStore(tmp_path_factory, cache_root)
 
 
@@ -88,7 +90,7 @@ def tiny_fp_model(_model_store):
     from vptq_export.tiny_models import make_tiny_model
 
     def make(family: str = "llama", seed: int = 0) -> Path:
-        key = json.dumps(["fp", family, seed])
+        key = json.dumps(["fp", family, seed, _code_fingerprint(_FP_SOURCES)])
         return _model_store.get(key, lambda d: make_tiny_model(family, d, seed=seed))
 
     return make
@@ -103,7 +105,8 @@ def tiny_vptq_checkpoint(_model_store, tiny_fp_model):
     def make(family: str = "llama", **options) -> Path:
         opts = QuantizeOptions(**options)            # validates the option names
         fp = tiny_fp_model(family)
-        key = json.dumps(["vptq", family, sorted(opts.__dict__.items())], default=str)
+        key = json.dumps(["vptq", family, sorted(opts.__dict__.items()),
+                          _code_fingerprint(_VPTQ_SOURCES)], default=str)
         return _model_store.get(key, lambda d: quantize_model(fp, d, opts, progress=False))
 
     return make

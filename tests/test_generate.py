@@ -59,8 +59,8 @@ def exported_onnx(tmp_path_factory):
 
 
 def export_for_tests(export_model, ckpt, out, dtype: str):
-    from vptq_export.export import ExportOptions
-    export_model(ckpt, out, ExportOptions(dtype=dtype))
+    from vptq_export.export.options import ExportOptions
+    export_model(ckpt, out, ExportOptions(dtype=dtype, progress=False))
 
 
 # ----------------------------------------------------------------------------- reference

@@ -85,3 +85,16 @@ def test_errors(tmp_path):
         make_tiny_model("llama", tmp_path / "exists", train_steps=0)
     out = make_tiny_model("qwen2", tmp_path / "exists", train_steps=0, overwrite=True)
     assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
+
+
+def test_llama3_rope_hits_all_three_bands(tiny_fp_model):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_fp_model("llama")), dtype=torch.float32)
+    rotary = model.model.rotary_emb
+    assert rotary.rope_type == "llama3"
+    default = 10000.0 ** (-torch.arange(0, 16, 2, dtype=torch.float64) / 16)
+    ratio = rotary.inv_freq.double() / default
+    assert ratio[0] == pytest.approx(1.0)                   # high frequency: kept
+    assert ((ratio[1:3] > 1 / 8 + 1e-3) & (ratio[1:3] < 1 - 1e-3)).all()   # smoothed band
+    assert ratio[3:].tolist() == pytest.approx([1 / 8] * 5)  # low frequency: divided by factor

@@ -40,6 +40,7 @@ constexpr size_t kDequantChunkMaxBytes = 64ull << 20;  // prefill: dequantized W
 constexpr size_t kResultChunkMaxBytes = 32ull << 20;   // prefill: fp32 GEMM result per chunk
 constexpr size_t kWorkspaceAlign = 256;
 constexpr int kMaxDevices = 64;
+constexpr double kMinTilesPerSM = 1.5;                 // decode: R > 1 only above this many tiles
 
 // ------------------------------------------------------------------ the dispatch table
 using GemvLaunch = gpuError_t (*)(const GemvArgs&, size_t, int, gpuStream_t);
@@ -50,17 +51,20 @@ struct GemvEntry {
   int vt;       // vector components per tile
   bool exact;   // vector_len == vt (else generic, any vector_len)
   int mb;       // rows of X per launch (M <= mb)
+  int r;        // index rows per tile
   GemvLaunch launch;
   GemvOccupancy blocks_per_sm;
   const char* name;
 };
 
-#define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, EXACT)                                           \
-  {DT, VT, EXACT, MB, &gpu::launch_gemv<T, VT, MB, EXACT>, &gpu::gemv_blocks_per_sm<T, VT, MB, EXACT>, \
-   "vptq_gemv<" DTNAME ",VT=" #VT ",MB=" #MB ",exact=" #EXACT ">"},
-#define VPTQ_ENTRY_F32(VT, MB, EXACT) VPTQ_ENTRY(float, DType::kFloat32, "float32", VT, MB, EXACT)
-#define VPTQ_ENTRY_F16(VT, MB, EXACT) VPTQ_ENTRY(gpu_half, DType::kFloat16, "float16", VT, MB, EXACT)
-#define VPTQ_ENTRY_BF16(VT, MB, EXACT) VPTQ_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", VT, MB, EXACT)
+#define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, R, EXACT)                                    \
+  {DT, VT, EXACT, MB, R, &gpu::launch_gemv<T, VT, MB, R, EXACT>,                      \
+   &gpu::gemv_blocks_per_sm<T, VT, MB, R, EXACT>,                                     \
+   "vptq_gemv<" DTNAME ",VT=" #VT ",MB=" #MB ",R=" #R ",exact=" #EXACT ">"},
+#define VPTQ_ENTRY_F32(VT, MB, R, EXACT) VPTQ_ENTRY(float, DType::kFloat32, "float32", VT, MB, R, EXACT)
+#define VPTQ_ENTRY_F16(VT, MB, R, EXACT) VPTQ_ENTRY(gpu_half, DType::kFloat16, "float16", VT, MB, R, EXACT)
+#define VPTQ_ENTRY_BF16(VT, MB, R, EXACT) \
+  VPTQ_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", VT, MB, R, EXACT)
 #define VPTQ_VEC_F32(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_F32, VT, EXACT)
 #define VPTQ_VEC_F16(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_F16, VT, EXACT)
 #define VPTQ_VEC_BF16(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_BF16, VT, EXACT)
@@ -71,17 +75,26 @@ constexpr int kGemvTableSize = sizeof(kGemvTable) / sizeof(kGemvTable[0]);
 
 int rows_per_launch(int64_t m) { return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8; }
 
+int multiprocessors();
+
 // The decode kernel for (dtype, v, m); exact_ok = codebook pointers allow vectorised loads.
-int select_gemv(DType dtype, int64_t v, int64_t m, bool exact_ok) {
+// Among the entries for (dtype, MB, VT), the largest R that still gives every multiprocessor
+// kMinTilesPerSM tiles (R > 1 shares activation loads between rows, but makes fewer tiles).
+int select_gemv(DType dtype, int64_t v, int64_t index_rows, int64_t m, bool exact_ok) {
   const int mb = rows_per_launch(m);
-  int generic = -1;
+  bool exact = false;
+  for (int i = 0; i < kGemvTableSize; ++i)
+    if (kGemvTable[i].dtype == dtype && kGemvTable[i].exact && exact_ok && kGemvTable[i].vt == v) exact = true;
+  const double min_tiles = kMinTilesPerSM * multiprocessors();
+  int best = -1;
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
-    if (e.dtype != dtype || e.mb != mb) continue;
-    if (e.exact && exact_ok && e.vt == v) return i;
-    if (!e.exact) generic = i;
+    if (e.dtype != dtype || e.mb != mb || e.exact != exact || (exact && e.vt != v)) continue;
+    const int64_t slices = (v + e.vt - 1) / e.vt;
+    const int64_t tiles = (index_rows + e.r - 1) / e.r * slices;
+    if (best < 0 || (e.r > kGemvTable[best].r && tiles >= min_tiles)) best = i;
   }
-  return generic;
+  return best;
 }
 
 const char* prefill_name(DType dtype) {
@@ -125,7 +138,7 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok) {
   p.gemv = m <= VPTQ_GEMV_MAX_M;
   size_t off = 0;
   if (p.gemv) {
-    p.entry = select_gemv(dtype, a.vector_len, m, exact_ok);
+    p.entry = select_gemv(dtype, a.vector_len, a.num_index_rows(), m, exact_ok);
     if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(m) * I * sizeof(float)); }
     if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
     const size_t v = static_cast<size_t>(a.vector_len), G = static_cast<size_t>(a.group_num);
@@ -229,6 +242,8 @@ LayerView make_view(const LayerAttributes& a, const LayerTensors& t) {
   L.index_rows = static_cast<int>(a.num_index_rows());
   L.main_mask = static_cast<uint32_t>((uint64_t{1} << a.index_bits) - 1);
   L.res_mask = static_cast<uint32_t>((uint64_t{1} << a.res_index_bits) - 1);
+  L.code_mask = static_cast<uint32_t>((uint64_t{1} << a.total_index_bits()) - 1);
+  L.straddles = L.bits > 0 && (32 % L.bits) != 0;
   L.packed = reinterpret_cast<const uint32_t*>(t.packed_indices);
   L.cb = t.centroids;
   L.rcb = a.has_residual() ? t.res_centroids : nullptr;
@@ -364,7 +379,7 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
     g.m = M;
     g.slices = static_cast<int>((a.vector_len + k.vt - 1) / k.vt);
     g.cb_in_smem = p.cb_smem > 0;
-    const int64_t tiles = a.num_index_rows() * g.slices;
+    const int64_t tiles = (a.num_index_rows() + k.r - 1) / k.r * g.slices;
     int64_t grid = tiles;
     if (g.cb_in_smem) grid = std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
     grid = std::max<int64_t>(1, std::min<int64_t>(grid, 0x7fffffff));

@@ -2,8 +2,10 @@
 // decoded on the fly from the packed indices; W is never materialised.
 //
 // Layout and work split
-//   tile        = one index row r (outputs o = r*v .. r*v+v-1) and, for the generic kernel,
-//                 one slice of VT of its v vector components (slices = ceil(v / VT)).
+//   tile        = R consecutive index rows r (outputs o = r*v .. r*v+v-1; R = 4 for M = 1 on
+//                 layers with enough rows to fill the GPU, so that one activation load and its
+//                 address arithmetic serve R rows and R index loads are in flight) and, for the
+//                 generic kernel, one slice of VT of the v vector components (ceil(v / VT)).
 //   block       = kGemvThreads threads; a block loops over tiles (tile += gridDim.x), so a
 //                 persistent grid amortises staging the codebooks in shared memory.
 //   thread      = codes c = tid, tid + blockDim, ... of every group g (the reduction
@@ -13,8 +15,9 @@
 //                 the activation x'[m, s] of its stored column s for each of the MB rows, and
 //                 accumulates MB x VT fp32 sums in registers. Outlier columns (s < os) are a
 //                 second, scalar loop over the same accumulators.
-//   reduction   = butterfly shuffle per warp, then warp partials through shared memory summed
-//                 in fixed warp order by one thread per output: deterministic, no atomics.
+//   reduction   = warp reduce-scatter (N/2 + N/4 + ... shuffles for N accumulators), warp
+//                 partials through shared memory summed in fixed warp order by one thread per
+//                 output: deterministic, no atomics.
 //   epilogue    = + row constant c[m] = sum_i X[m,i]*weight_bias[i] (norm folded into the
 //                 activations: x'[m,s] = X[m,perm[s]]*weight_scale[perm[s]], computed by
 //                 prep_activations), + bias[o], rounded once to T.
@@ -90,11 +93,32 @@ __device__ __forceinline__ void load_activations(const GemvArgs& a, int s, float
   }
 }
 
-template <typename T, int VT, int MB, bool EXACT>
+// Sum each of N values over the warp and scatter the totals: afterwards lane l holds the totals
+// of values [l*Q, l*Q + Q), Q = N / warp, in a[0..Q). N/2 + N/4 + ... shuffles instead of
+// N * log2(warp); fixed order, so deterministic.
+template <int N>
+__device__ __forceinline__ void warp_reduce_scatter(float (&a)[N], int lane) {
+  static_assert(N % VPTQ_WARP_SIZE == 0, "pad to a multiple of the warp size");
+#pragma unroll
+  for (int o = VPTQ_WARP_SIZE / 2, n = N; o >= 1; o >>= 1, n >>= 1) {
+    const bool upper = (lane & o) != 0;
+#pragma unroll
+    for (int i = 0; i < n / 2; ++i) {
+      const float send = upper ? a[i] : a[i + n / 2];
+      const float keep = upper ? a[i + n / 2] : a[i];
+      a[i] = keep + VPTQ_SHFL_XOR(send, o);
+    }
+  }
+}
+
+template <typename T, int VT, int MB, int R, bool EXACT>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char gemv_smem[];
   constexpr int kWarps = kGemvThreads / VPTQ_WARP_SIZE;
-  __shared__ float red[kWarps][MB * VT];
+  constexpr int kVals = R * MB * VT;  // accumulators per thread
+  constexpr int kPadded = (kVals + VPTQ_WARP_SIZE - 1) / VPTQ_WARP_SIZE * VPTQ_WARP_SIZE;
+  constexpr int kPerLane = kPadded / VPTQ_WARP_SIZE;
+  __shared__ float red[kWarps][kPadded];
 
   const LayerView& L = a.L;
   const int v = EXACT ? VT : L.v;
@@ -116,55 +140,72 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
     if (rcb) rcb = s_cb + res_off;
   }
 
-  const int tiles = L.index_rows * a.slices;
+  const int row_groups = (L.index_rows + R - 1) / R;
+  const int tiles = row_groups * a.slices;
   const int warp = threadIdx.x / VPTQ_WARP_SIZE, lane = threadIdx.x % VPTQ_WARP_SIZE;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int r = tile / a.slices;
-    const int j0 = (tile - r * a.slices) * VT;
+    const int rg = tile / a.slices;
+    const int r0 = rg * R;
+    const int j0 = (tile - rg * a.slices) * VT;
     const int valid = v - j0;  // components of this slice that exist (>= VT when EXACT)
+    // rows past the end are clamped to the last row (computed, never written)
+    int rows[R];
+#pragma unroll
+    for (int q = 0; q < R; ++q) rows[q] = min(r0 + q, L.index_rows - 1);
 
-    float acc[MB][VT];
+    float acc[kPadded];
 #pragma unroll
-    for (int m = 0; m < MB; ++m)
-#pragma unroll
-      for (int j = 0; j < VT; ++j) acc[m][j] = 0.f;
+    for (int i = 0; i < kPadded; ++i) acc[i] = 0.f;
 
     // ---- main (and residual) codebook part
     for (int g = 0; g < L.groups; ++g) {
-      const uint32_t* prow =
-          L.packed + (static_cast<size_t>(g) * L.index_rows + r) * L.words_per_row;
+      const uint32_t* prow[R];
+#pragma unroll
+      for (int q = 0; q < R; ++q)
+        prow[q] = L.packed + (static_cast<size_t>(g) * L.index_rows + rows[q]) * L.words_per_row;
       const T* cbg = cb + static_cast<size_t>(g) * L.k * v + j0;
       const T* rcbg = rcb ? rcb + static_cast<size_t>(g) * L.k_res * v + j0 : nullptr;
       const int s_base = L.outlier_size + g * gs;
       const int step = blockDim.x;
 
-      auto accumulate = [&](int c, uint32_t code) {
-        float w[VT];
-        load_row<T, VT, EXACT>(cbg + static_cast<size_t>(code & L.main_mask) * v, w, valid);
-        if (rcbg) {
-          float rw[VT];
-          load_row<T, VT, EXACT>(rcbg + static_cast<size_t>(res_part(code, L)) * v, rw, valid);
-#pragma unroll
-          for (int j = 0; j < VT; ++j) w[j] += rw[j];
-        }
+      auto accumulate = [&](int c, const uint32_t (&code)[R]) {
         float xv[MB];
         load_activations<T, MB>(a, s_base + c, xv);
 #pragma unroll
-        for (int m = 0; m < MB; ++m)
+        for (int q = 0; q < R; ++q) {
+          float w[VT];
+          load_row<T, VT, EXACT>(cbg + static_cast<size_t>(code[q] & L.main_mask) * v, w, valid);
+          if (rcbg) {
+            float rw[VT];
+            load_row<T, VT, EXACT>(rcbg + static_cast<size_t>(res_part(code[q], L)) * v, rw, valid);
 #pragma unroll
-          for (int j = 0; j < VT; ++j) acc[m][j] = fmaf(xv[m], w[j], acc[m][j]);
+            for (int j = 0; j < VT; ++j) w[j] += rw[j];
+          }
+#pragma unroll
+          for (int m = 0; m < MB; ++m)
+#pragma unroll
+            for (int j = 0; j < VT; ++j)
+              acc[(q * MB + m) * VT + j] = fmaf(xv[m], w[j], acc[(q * MB + m) * VT + j]);
+        }
       };
 
       int c0 = threadIdx.x;
-      // full trips: kGemvUnroll codes per thread, all index words loaded before any gather
+      // full trips: kGemvUnroll codes x R rows per thread, all index words loaded first
       for (; c0 + (kGemvUnroll - 1) * step < gs; c0 += kGemvUnroll * step) {
-        uint32_t code[kGemvUnroll];
+        uint32_t code[kGemvUnroll][R];
 #pragma unroll
-        for (int u = 0; u < kGemvUnroll; ++u) code[u] = read_code(prow, c0 + u * step, L.bits);
+        for (int u = 0; u < kGemvUnroll; ++u)
+#pragma unroll
+          for (int q = 0; q < R; ++q) code[u][q] = read_code32(prow[q], c0 + u * step, L);
 #pragma unroll
         for (int u = 0; u < kGemvUnroll; ++u) accumulate(c0 + u * step, code[u]);
       }
-      for (; c0 < gs; c0 += step) accumulate(c0, read_code(prow, c0, L.bits));
+      for (; c0 < gs; c0 += step) {
+        uint32_t code[R];
+#pragma unroll
+        for (int q = 0; q < R; ++q) code[q] = read_code32(prow[q], c0, L);
+        accumulate(c0, code);
+      }
     }
 
     // ---- outlier columns s < os: W[o, s] = ocb[oidx[o / v_o, s], o % v_o]
@@ -174,33 +215,31 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
         float xv[MB];
         load_activations<T, MB>(a, s, xv);
 #pragma unroll
-        for (int j = 0; j < VT; ++j) {
-          const int o = r * v + j0 + j;
-          if (j < valid && o < L.out_features) {
-            const int ro = o / L.v_o, jo = o - ro * L.v_o;
-            const uint32_t e = static_cast<uint32_t>(L.oidx[static_cast<size_t>(ro) * L.outlier_size + s]) &
-                               static_cast<uint32_t>(L.k_o - 1);
-            const float w = to_float(ocb[static_cast<size_t>(e) * L.v_o + jo]);
+        for (int q = 0; q < R; ++q)
 #pragma unroll
-            for (int m = 0; m < MB; ++m) acc[m][j] = fmaf(xv[m], w, acc[m][j]);
+          for (int j = 0; j < VT; ++j) {
+            const int o = (r0 + q) * v + j0 + j;
+            if (j < valid && o < L.out_features) {
+              const int ro = o / L.v_o, jo = o - ro * L.v_o;
+              const uint32_t e = static_cast<uint32_t>(L.oidx[static_cast<size_t>(ro) * L.outlier_size + s]) &
+                                 static_cast<uint32_t>(L.k_o - 1);
+              const float w = to_float(ocb[static_cast<size_t>(e) * L.v_o + jo]);
+#pragma unroll
+              for (int m = 0; m < MB; ++m) acc[(q * MB + m) * VT + j] = fmaf(xv[m], w, acc[(q * MB + m) * VT + j]);
+            }
           }
-        }
       }
     }
 
     // ---- deterministic block reduction and epilogue
+    warp_reduce_scatter<kPadded>(acc, lane);
 #pragma unroll
-    for (int m = 0; m < MB; ++m)
-#pragma unroll
-      for (int j = 0; j < VT; ++j) {
-        const float sum = warp_sum(acc[m][j]);
-        if (lane == 0) red[warp][m * VT + j] = sum;
-      }
+    for (int i = 0; i < kPerLane; ++i) red[warp][lane * kPerLane + i] = acc[i];
     __syncthreads();
-    for (int t = threadIdx.x; t < MB * VT; t += blockDim.x) {
-      const int m = t / VT, j = t - (t / VT) * VT;
-      const int o = r * v + j0 + j;
-      if (m < a.m && j < valid && o < L.out_features) {
+    for (int t = threadIdx.x; t < kVals; t += blockDim.x) {
+      const int q = t / (MB * VT), m = (t / VT) % MB, j = t % VT;
+      const int o = (r0 + q) * v + j0 + j;
+      if (m < a.m && j < valid && r0 + q < L.index_rows && o < L.out_features) {
         float sum = 0.f;
         for (int w = 0; w < kWarps; ++w) sum += red[w][t];
         if (a.row_const_parts) {
@@ -217,10 +256,10 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
 }
 
 // Host launcher (explicitly instantiated per dtype in gemv_<dtype>.cu).
-template <typename T, int VT, int MB, bool EXACT>
+template <typename T, int VT, int MB, int R, bool EXACT>
 gpuError_t launch_gemv(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int VT, int MB, bool EXACT>
+template <typename T, int VT, int MB, int R, bool EXACT>
 int gemv_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu

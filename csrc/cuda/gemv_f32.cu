@@ -2,6 +2,6 @@
 // (One file per element type so that the variants compile in parallel.)
 #include "gemv_impl.cuh"
 
-#define VPTQ_INST_ROW(VT, MB, EXACT) VPTQ_GEMV_INSTANTIATE_ONE(float, VT, MB, EXACT)
+#define VPTQ_INST_ROW(VT, MB, R, EXACT) VPTQ_GEMV_INSTANTIATE_ONE(float, VT, MB, R, EXACT)
 #define VPTQ_INST_VEC(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_INST_ROW, VT, EXACT)
 VPTQ_GEMV_VECTORS(VPTQ_INST_VEC)

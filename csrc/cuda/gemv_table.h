@@ -6,7 +6,8 @@
 //   VPTQ_GEMV_VECTORS(X): X(VT, EXACT)
 //     EXACT = true : kernel for vector_len == VT exactly (vectorised codebook loads)
 //     EXACT = false: generic kernel, any vector_len, VT components per tile (slices)
-//   VPTQ_GEMV_ROWS(X, VT, EXACT): X(VT, MB, EXACT) for each MB (rows of X per launch, M <= MB)
+//   VPTQ_GEMV_ROWS(X, VT, EXACT): X(VT, MB, R, EXACT) for each MB (rows of X per launch,
+//     M <= MB) and R (index rows per tile)
 #pragma once
 
 #define VPTQ_GEMV_VECTORS(X) \
@@ -19,10 +20,12 @@
   X(4, false)
 
 #define VPTQ_GEMV_ROWS(X, VT, EXACT) \
-  X(VT, 1, EXACT)                    \
-  X(VT, 2, EXACT)                    \
-  X(VT, 4, EXACT)                    \
-  X(VT, 8, EXACT)
+  X(VT, 1, 1, EXACT)                 \
+  X(VT, 1, 4, EXACT)                 \
+  X(VT, 2, 1, EXACT)                 \
+  X(VT, 2, 2, EXACT)                 \
+  X(VT, 4, 1, EXACT)                 \
+  X(VT, 8, 1, EXACT)
 
 // Largest M the decode path takes; larger M goes to the prefill path (dequantize + GEMM).
 #define VPTQ_GEMV_MAX_M 8

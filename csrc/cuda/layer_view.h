@@ -36,6 +36,8 @@ struct LayerView {
   int index_rows = 0;         // NI
   uint32_t main_mask = 0;     // (1 << index_bits) - 1
   uint32_t res_mask = 0;      // (1 << res_index_bits) - 1
+  uint32_t code_mask = 0;     // (1 << bits) - 1 (all ones for 32)
+  int straddles = 0;          // bits does not divide 32: codes may straddle two words
   const uint32_t* packed = nullptr;
   const void* cb = nullptr;
   const void* rcb = nullptr;  // null without residual
@@ -48,6 +50,17 @@ struct LayerView {
 // words at all and every code is 0.
 __device__ __forceinline__ uint32_t read_code(const uint32_t* __restrict__ row, int c, int bits) {
   return bits == 0 ? 0u : packed_code(row, c, bits);
+}
+
+// The same decode in 32-bit arithmetic for the hot loop (c * bits < 2^32 for every row the
+// kernels accept); the second word is read only when the layout lets codes straddle words.
+__device__ __forceinline__ uint32_t read_code32(const uint32_t* __restrict__ row, int c, const LayerView& L) {
+  if (L.bits == 0) return 0u;
+  const uint32_t bit = static_cast<uint32_t>(c) * static_cast<uint32_t>(L.bits);
+  const uint32_t w = bit >> 5, sh = bit & 31u;
+  uint32_t v = row[w] >> sh;
+  if (L.straddles && sh + static_cast<uint32_t>(L.bits) > 32u) v |= row[w + 1] << (32u - sh);
+  return v & L.code_mask;
 }
 
 __device__ __forceinline__ uint32_t res_part(uint32_t code, const LayerView& L) {

@@ -11,14 +11,16 @@ from __future__ import annotations
 import torch
 
 
-def nearest(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+def nearest(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 65536,
+            dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Index of the nearest centroid (squared Euclidean, ties to the lowest index) of each row of
-    x [N, d], for centroids [k, d]; int64 [N]. Computed in fp64 so ties are rare and stable."""
-    c = centroids.double()
+    x [N, d], for centroids [k, d]; int64 [N]. Distances in `dtype` (fp64: exact enough that the
+    quantizer's assignments are the true nearest; k-means iterations use fp32 for speed)."""
+    c = centroids.to(dtype)
     c_sq = (c * c).sum(1)
     out = torch.empty(x.shape[0], dtype=torch.int64)
     for start in range(0, x.shape[0], chunk):
-        xs = x[start:start + chunk].double()
+        xs = x[start:start + chunk].to(dtype)
         dist = c_sq[None, :] - 2.0 * (xs @ c.T)      # + |x|^2, the same for every centroid
         out[start:start + chunk] = dist.argmin(1)
     return out
@@ -46,7 +48,8 @@ def weighted_kmeans(x: torch.Tensor, k: int, weights: torch.Tensor | None = None
         return centroids.float(), nearest(x, centroids)
     centroids = xd[torch.randperm(n, generator=gen)[:k]].clone()
     scale = float((xd * xd).sum(1).mean().clamp_min(1e-30))
-    assign = nearest(xd, centroids)
+    x32 = x.float()
+    assign = nearest(x32, centroids, dtype=torch.float32)
     for _ in range(iters):
         sums = torch.zeros(k, d, dtype=torch.float64).index_add_(0, assign, xd * w[:, None])
         mass = torch.zeros(k, dtype=torch.float64).index_add_(0, assign, w)
@@ -55,7 +58,7 @@ def weighted_kmeans(x: torch.Tensor, k: int, weights: torch.Tensor | None = None
         new[filled] = sums[filled] / mass[filled, None]
         shift = float(((new - centroids) ** 2).sum(1).max())
         centroids = new
-        assign = nearest(xd, centroids)
+        assign = nearest(x32, centroids, dtype=torch.float32)
         if shift <= tol * scale:
             break
     return centroids.float(), assign

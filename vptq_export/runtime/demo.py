@@ -130,5 +130,6 @@ def _run(work: Path, steps: int, log) -> DemoReport:
 
 
 def export_demo_model(export_model, ckpt_dir: Path, onnx_path: Path):
-    """fp32 export with B's exporter (options object per vptq_export.export)."""
-    return export_model(ckpt_dir, onnx_path)
+    """fp32 export (the CPU EP's native dtype; parity tolerance 1e-4 relative)."""
+    from ..export.options import ExportOptions
+    return export_model(ckpt_dir, onnx_path, ExportOptions(dtype="float32", progress=False))

@@ -24,8 +24,8 @@ _ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16,
 _NP_TYPES = {torch.float32: np.float32, torch.float16: np.float16}
 _ONNX_BF16 = 16        # onnx.TensorProto.BFLOAT16
 _PAST = re.compile(r"^past_key_values\.(\d+)\.(key|value)$")
-PROVIDERS = {"ort-cpu": ["CPUExecutionProvider"],
-             "ort-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+# backend name -> `providers` argument of vptq_export.ort_session.create_session
+PROVIDERS = {"ort-cpu": "cpu", "ort-cuda": "cuda"}
 
 
 def describe_session(session, source: str = "model") -> tuple[ModelIO, list[str], list[str]]:
@@ -96,14 +96,14 @@ class OrtBackend(Backend):
     """`OrtBackend("model.onnx", "ort-cpu" | "ort-cuda")`, or over an existing `session`."""
 
     def __init__(self, model_path: str | Path | None = None, kind: str = "ort-cpu", *,
-                 session=None, providers: list | None = None):
+                 session=None, threads: int | None = None):
         if session is None:
             if model_path is None:
                 raise ValueError("OrtBackend needs a model path or a session")
-            if kind not in PROVIDERS and providers is None:
+            if kind not in PROVIDERS:
                 raise ValueError(f"unknown ONNX Runtime backend {kind!r} (choose from "
                                  f"{', '.join(PROVIDERS)})")
-            session = open_session(model_path, providers or PROVIDERS[kind])
+            session = open_session(model_path, PROVIDERS[kind], threads)
         self.session = session
         self.model_path = model_path
         active = session.get_providers()
@@ -180,13 +180,10 @@ def _data_ptr(value) -> int:
         return -1
 
 
-def open_session(model_path: str | Path, providers: list):
-    """An InferenceSession with our op library registered (C's `ort_session.create_session`)."""
+def open_session(model_path: str | Path, providers: str, threads: int | None = None):
+    """An InferenceSession with our op library registered (`ort_session.create_session`)."""
     path = Path(model_path)
     if not path.is_file():
         raise UnsupportedModelError(f"{path}: no such ONNX model file")
-    try:
-        from ..ort_session import create_session
-    except ImportError as exc:
-        raise BackendUnavailableError(f"vptq_export.ort_session is not available ({exc})") from None
-    return create_session(str(path), providers)
+    from ..ort_session import create_session
+    return create_session(path, providers, threads)

@@ -39,6 +39,8 @@ class ReferenceBackend(Backend):
             model = load_reference_model(checkpoint, dtype)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if self.device.type != "cpu":
+            _move_dequantized_weights(self.model, self.device)
         self.name = f"reference-{str(dtype).removeprefix('torch.')}"
         cfg = model.config
         heads = cfg.num_attention_heads
@@ -74,3 +76,12 @@ class ReferenceBackend(Backend):
                          **{self._cache_kwarg: cache.cache})
         new = getattr(out, "cache", None) or getattr(out, "past_key_values", None) or cache.cache
         return StepOutput(logits=out.logits.float().cpu(), cache=ReferenceCache(new, ids.shape[0]))
+
+
+def _move_dequantized_weights(model: torch.nn.Module, device: torch.device) -> None:
+    """Reference VPTQ linears keep their checkpoint tensors on the host (they are not module
+    parameters); off the CPU, decode each weight once and keep the cached weight on `device`."""
+    from ..reference.model import ReferenceVPTQLinear
+    for module in model.modules():
+        if isinstance(module, ReferenceVPTQLinear):
+            module._weight = module.dequantized_weight.to(device)
