@@ -232,7 +232,6 @@ def test_ort_backend_rejects_model_without_contract(tmp_path):
 def test_genai_config_contents(tmp_path):
     from vptq_export.runtime.genai_config import write_genai_config
 
-    (tmp_path / "model.onnx").write_bytes(b"x")
     lib = tmp_path / "libvptq_ort.so"
     lib.write_bytes(b"x")
     tok = tmp_path / "tok"
@@ -244,14 +243,22 @@ def test_genai_config_contents(tmp_path):
           "hidden_size": 64, "head_dim": 16, "num_hidden_layers": 2, "vocab_size": 384,
           "max_position_embeddings": 256, "bos_token_id": 1, "eos_token_id": 2,
           "quantization_config": {"quant_method": "vptq"}}
-    path = write_genai_config(tmp_path, tmp_path / "model.onnx", hf, lib, tokenizer_dir=tok)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"x")
+    path = write_genai_config(out, out / "model.onnx", hf, lib, tokenizer_dir=tok)
     cfg = json.loads(path.read_text())
     dec = cfg["model"]["decoder"]
-    assert dec["session_options"]["custom_ops_library"] == str(lib.resolve())
+    # copied beside the model and named by file name (ORT GenAI >= 0.18 loads only from there)
+    assert dec["session_options"]["custom_ops_library"] == "libvptq_ort.so"
+    assert (out / "libvptq_ort.so").read_bytes() == b"x"
+    absolute = write_genai_config(out, out / "model.onnx", hf, lib, library="absolute")
+    assert json.loads(absolute.read_text())["model"]["decoder"]["session_options"][
+        "custom_ops_library"] == str(lib.resolve())
     assert dec["filename"] == "model.onnx"
     assert (dec["head_size"], dec["num_key_value_heads"], dec["num_hidden_layers"]) == (16, 2, 2)
     assert dec["inputs"]["past_key_names"] == "past_key_values.%d.key"
     assert dec["outputs"]["present_value_names"] == "present.%d.value"
     assert cfg["model"]["eos_token_id"] == [2, 5] and cfg["model"]["pad_token_id"] == 3
     assert cfg["model"]["type"] == "llama" and cfg["search"]["past_present_share_buffer"] is False
-    assert (tmp_path / "tokenizer.json").is_file()
+    assert (out / "tokenizer.json").is_file()

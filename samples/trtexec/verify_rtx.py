@@ -92,8 +92,10 @@ def main() -> int:
     from vptq_export.tensorrt.profiles import ProfileLimits
 
     backend = record("import", lambda: load_backend(args.backend).describe())
-    plugin = args.plugin or str(native.trt_plugin_path())
+    plugin = args.plugin or record("plugin_library", lambda: str(native.trt_plugin_path()))
     report["plugin_library"] = plugin
+    if plugin is None:
+        return finish(report, args.report, ok=False)
     model = Path(args.model) if args.model else record("export", lambda: str(make_tiny_export(work, args.dtype)))
     if backend is None or model is None:
         return finish(report, args.report, ok=False)

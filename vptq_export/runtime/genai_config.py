@@ -9,6 +9,13 @@ names the ONNX file, the I/O names of our contract (`past_key_values.%d.key`, `p
 ...), the head geometry, and `session_options.custom_ops_library`, which ORT GenAI registers on
 the session before loading the model. Tokenizer files are copied next to it (ORT GenAI reads
 `tokenizer.json` / `tokenizer_config.json` from the model directory).
+
+Where the op library goes: onnxruntime-genai >= 0.18 loads a custom-op library only from the
+model directory, the EP library directory or the working directory ("custom_ops_library path is
+not within an allowed directory" otherwise; `..` is rejected). The default, `library="copy"`,
+copies libvptq_ort.so into the model directory and names it by file name, which every version
+accepts; `library="absolute"` writes the library's absolute path instead (older versions, or a
+library already inside one of those directories).
 """
 
 from __future__ import annotations
@@ -39,13 +46,12 @@ def _first_id(value):
 def write_genai_config(model_dir: str | os.PathLike, onnx_path: str | os.PathLike,
                        hf_config: dict, op_library_path: str | os.PathLike, *,
                        tokenizer_dir: str | os.PathLike | None = None, provider: str = "cpu",
-                       context_length: int | None = None, relative_library: bool = False,
+                       context_length: int | None = None, library: str = "copy",
                        generation_config: dict | None = None) -> Path:
     """Write `model_dir/genai_config.json` for `onnx_path` (which must sit in `model_dir`) and
     copy the tokenizer files of `tokenizer_dir` there. `hf_config`: the checkpoint's config.json
-    dict (quantization_config is ignored). `op_library_path` is written absolute unless
-    `relative_library` (then relative to model_dir; ORT GenAI resolves it against the config's
-    directory). Returns the path of genai_config.json."""
+    dict (quantization_config is ignored). `library`: "copy" (the op library is copied into
+    model_dir, see the module doc) or "absolute". Returns the path of genai_config.json."""
     model_dir = Path(model_dir)
     onnx_path = Path(onnx_path)
     if onnx_path.resolve().parent != model_dir.resolve():
@@ -53,10 +59,12 @@ def write_genai_config(model_dir: str | os.PathLike, onnx_path: str | os.PathLik
                         "relative to genai_config.json)")
     if not onnx_path.is_file():
         raise VPTQError(f"{onnx_path}: no such ONNX model file")
-    library = Path(op_library_path)
-    if not library.is_file():
-        raise VPTQError(f"op library {library} does not exist (build it: pip install ., or see "
+    op_library = Path(op_library_path)
+    if not op_library.is_file():
+        raise VPTQError(f"op library {op_library} does not exist (build it: pip install ., or see "
                         "`vptq-export doctor`)")
+    if library not in ("copy", "absolute"):
+        raise VPTQError(f"library={library!r}: expected 'copy' or 'absolute'")
     if provider not in PROVIDER_NAMES:
         raise VPTQError(f"provider {provider!r}: expected one of {', '.join(PROVIDER_NAMES)}")
     cfg = hf_config.get("text_config", hf_config) if "num_hidden_layers" not in hf_config \
@@ -77,10 +85,15 @@ def write_genai_config(model_dir: str | os.PathLike, onnx_path: str | os.PathLik
     pad = gen.get("pad_token_id", cfg.get("pad_token_id"))
     if pad is None:
         pad = _first_id(eos)
+    if library == "copy":
+        placed = model_dir / op_library.name
+        if op_library.resolve() != placed.resolve():
+            shutil.copyfile(op_library, placed)
+        library_entry = op_library.name
+    else:
+        library_entry = str(op_library.resolve())
     session_options: dict = {"log_id": "onnxruntime-genai", "provider_options": [],
-                             "custom_ops_library": str(os.path.relpath(library.resolve(),
-                                                                       model_dir.resolve()))
-                             if relative_library else str(library.resolve())}
+                             "custom_ops_library": library_entry}
     if PROVIDER_NAMES[provider]:
         session_options["provider_options"].append({PROVIDER_NAMES[provider]: {}})
     config = {

@@ -118,12 +118,18 @@ def make_feeds(reference: Backend, prompts: list[list[int]], past_dtype: np.dtyp
 
 @contextlib.contextmanager
 def _quiet_polygraphy(verbose: bool):
+    """Polygraphy logs to stdout (which carries our --json): send its log to stderr when
+    verbose, drop it otherwise; our report holds the results."""
+    import io
+    import sys
+
     from polygraphy.logger import G_LOGGER
     old = G_LOGGER.module_severity
     if not verbose:
-        G_LOGGER.module_severity = G_LOGGER.ERROR
+        G_LOGGER.module_severity = G_LOGGER.CRITICAL
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr if verbose else io.StringIO()):
+            yield
     finally:
         G_LOGGER.module_severity = old
 
@@ -134,7 +140,12 @@ def check_outputs(reference: Backend, backend: Backend, prompts: list[list[int]]
     `Comparator.compare_accuracy`: element-wise |b - r| ≤ atol with atol = max_rel · max|r| of
     that output (rtol 0), i.e. the same scale-relative bound as the step metrics."""
     from polygraphy.backend.onnxrt import OnnxrtRunner
-    from polygraphy.comparator import Comparator, CompareFunc
+    from polygraphy.comparator import Comparator
+    try:
+        from polygraphy.comparator import SimpleCompareFunc
+    except ImportError:                                 # Polygraphy < 0.50
+        from polygraphy.comparator import CompareFunc
+        SimpleCompareFunc = CompareFunc.simple
 
     np_dtype = np.float16 if backend.io.dtype == torch.float16 else np.float32
     feeds = make_feeds(reference, prompts, np_dtype)
@@ -149,7 +160,7 @@ def check_outputs(reference: Backend, backend: Backend, prompts: list[list[int]]
         for index, ref_iter in enumerate(ref_iters):
             atol = {name: max_rel * float(np.abs(np.asarray(value, np.float64)).max(initial=0.0))
                     for name, value in ref_iter.items()}
-            func = CompareFunc.simple(atol=atol, rtol=0.0, check_error_stat="elemwise")
+            func = SimpleCompareFunc(atol=atol, rtol=0.0, check_error_stat="elemwise")
             one = Comparator.compare_accuracy(
                 type(results)([(name, [iters[index]]) for name, iters in results]),
                 compare_func=func)
