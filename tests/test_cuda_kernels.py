@@ -35,7 +35,7 @@ QUICK = os.environ.get("VPTQ_CUDA_TEST_QUICK") == "1"
 #   bf16: the same with 2^-8 = 3.9e-3 per rounding; bound 1.6e-2.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 DTYPE_NAME = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-ROWS = (1, 3, 8, 17, 300)
+ROWS = (1, 2, 3, 8, 17, 300)
 
 
 def _kernels():
@@ -91,12 +91,18 @@ CONFIGS = {
     "v8-k2048-res512-T20": dict(in_features=96, out_features=40, v=8, k=2048, k_res=512),
     "v8-k32768-res128-T22": dict(in_features=80, out_features=24, v=8, k=32768, k_res=128,
                                  outlier_size=16, v_o=8, k_o=64),
+    # tall layers: enough index rows for the R = 4 (M = 1) and R = 2 (M = 2) row-group kernels on
+    # a 132-SM H100, with a ragged last row group
+    "v8-k256-res16-tall": dict(in_features=64, out_features=6403, v=8, k=256, k_res=16, bias=True),
+    "v3-k512-tall-all": dict(in_features=48, out_features=2500, v=3, k=512, outlier_size=16, v_o=4,
+                             k_o=8, perm=True, norm=True),
+    "v12-k4096-4096-tall": dict(in_features=32, out_features=9650, v=12, k=4096, k_res=4096),
     # a Llama-like width with big codebooks read from global memory
     "v8-k65536-wide": dict(in_features=4096, out_features=64, v=8, k=65536),
     "v6-k4096-wide-norm": dict(in_features=2048, out_features=60, v=6, k=4096, norm=True, perm=True),
 }
 QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-perm-norm",
-                 "v12-k512-res32-outl-bias")
+                 "v12-k512-res32-outl-bias", "v3-k512-tall-all")
 
 
 def _device_weights(layer, dtype):
@@ -137,7 +143,7 @@ def test_gemm_cuda_matches_fp64_reference(config):
     rng = np.random.default_rng(seed)
     spec = synthetic.make_spec(name=config, **CONFIGS[config])
     attrs = OpAttributes.from_spec(spec).as_dict()
-    rows = (1, 3, 17) if QUICK else ROWS
+    rows = (1, 2, 17) if QUICK else ROWS
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         layer = synthetic.random_layer(spec, dtype, rng)
         w64 = dequantize(layer, torch.float64)
@@ -181,11 +187,15 @@ def test_tensor_api_and_batch_shape():
 def test_kernel_names_follow_the_dispatch_table():
     mod = _kernels()
     attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=8, k=256)).as_dict()
-    assert mod.gemm_cuda_kernel_name(attrs, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,exact=true>"
-    assert mod.gemm_cuda_kernel_name(attrs, "bfloat16", 3) == "vptq_gemv<bfloat16,VT=8,MB=4,exact=true>"
+    assert mod.gemm_cuda_kernel_name(attrs, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,R=1,exact=true>"
+    assert mod.gemm_cuda_kernel_name(attrs, "bfloat16", 3) == "vptq_gemv<bfloat16,VT=8,MB=4,R=1,exact=true>"
     assert mod.gemm_cuda_kernel_name(attrs, "float16", 9).startswith("vptq_dequant<float16>+")
     generic = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=3, k=256)).as_dict()
-    assert mod.gemm_cuda_kernel_name(generic, "float32", 8) == "vptq_gemv<float32,VT=4,MB=8,exact=false>"
+    assert mod.gemm_cuda_kernel_name(generic, "float32", 8) == "vptq_gemv<float32,VT=4,MB=8,R=1,exact=false>"
+    # many index rows: M = 1 shares each activation load between 4 rows, M = 2 between 2
+    tall = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=16384, v=8, k=256)).as_dict()
+    assert mod.gemm_cuda_kernel_name(tall, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,R=4,exact=true>"
+    assert mod.gemm_cuda_kernel_name(tall, "float16", 2) == "vptq_gemv<float16,VT=8,MB=2,R=2,exact=true>"
 
 
 def test_errors_are_reported_not_silent():

@@ -515,3 +515,30 @@ def test_onnxruntime_with_op_library(exported):
     # the op library's CPU kernel accumulates in fp32 like the reference; allow 1e-4 for its
     # different summation order over 2 layers of fp32 activations
     _compare_session(sess, onnx_path, ckpt, tol=1e-4)
+
+
+def test_stray_bias_outside_layer_config_is_ignored_like_upstream(tmp_path, exported):
+    """bias tensor present but the layer config says bias=false: microsoft/VPTQ and the
+    reference ignore it; the export does too, with a warning, and still matches."""
+    ckpt, _ = exported("qwen2", "plain")
+    bad = tmp_path / "ckpt"
+    shutil.copytree(ckpt, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["quantization_config"]["config_for_layers"]["model.layers.0.self_attn.q_proj"]["bias"] = False
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.warns(UserWarning, match="q_proj.bias"):
+        out = export_model(bad, tmp_path / "m.onnx", ExportOptions(progress=False))
+    for step, outs, ref, _, _, valid in run_steps(out, bad, steps=1):
+        assert rel_err(outs["logits"][valid], ref[valid]) <= RTOL_FP32
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "mistral"])
+def test_quantized_tiny_models_match_reference(tiny_vptq_checkpoint, tmp_path, family):
+    """The trained tiny models quantized by vptq_export.quantize (conftest fixtures) export and
+    match the reference through prefill + 2 decode steps."""
+    ckpt = tiny_vptq_checkpoint(family)
+    out = export_model(ckpt, tmp_path / "model.onnx", ExportOptions(progress=False))
+    model = onnx.load(str(out), load_external_data=False)
+    assert sum(n.op_type == OP_TYPE for n in model.graph.node) == len(_vptq_shapes(ckpt))
+    for step, outs, ref, _, _, valid in run_steps(out, ckpt):
+        assert rel_err(outs["logits"][valid], ref[valid]) <= RTOL_FP32, f"step {step}"

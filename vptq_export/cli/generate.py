@@ -57,11 +57,12 @@ def run(args) -> int:
         raise VPTQError(str(exc)) from None
     stream = None
     single = len(args.prompt) == 1 and not args.no_stream
+    started = []
     if single:
-        sys.stdout.write(args.prompt[0])
-        sys.stdout.flush()
-
         def stream(piece: str) -> None:
+            if not started:                 # the prompt, once the model and tokenizer loaded
+                sys.stdout.write(args.prompt[0])
+                started.append(True)
             sys.stdout.write(piece)
             sys.stdout.flush()
 
@@ -70,7 +71,7 @@ def run(args) -> int:
                         max_new_tokens=args.max_new_tokens, sampling=sampling,
                         dtype=parse_dtype(args.dtype), stream=stream)
     if single:
-        sys.stdout.write("\n")
+        sys.stdout.write("\n" if started else f"{args.prompt[0]}{out.completions[0]}\n")
     else:
         for i, (prompt, completion) in enumerate(zip(out.prompts, out.completions)):
             print(f"[{i}] {prompt}{completion}")

@@ -76,7 +76,7 @@ class TensorSource:
         data = self._read(fd, start, length, name)
         return torch.frombuffer(data, dtype=info.dtype).reshape(info.shape)
 
-    def row_blocks(self, name: str, max_bytes: int = 64 << 20) -> Iterator[torch.Tensor]:
+    def row_blocks(self, name: str, max_bytes: int = 16 << 20) -> Iterator[torch.Tensor]:
         """Consecutive blocks of leading-dimension rows of a tensor, each at most ~max_bytes."""
         info = self.ckpt.tensor_info(name)
         fd, start, length = self._locate(name)

@@ -91,6 +91,8 @@ def _run(work: Path, steps: int, log) -> DemoReport:
     from .text import special_token_ids
     from .tokenizer import encode, load_tokenizer
 
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()           # the report is the output; no shard bars
     timings: dict[str, float] = {}
 
     def timed(name, fn):
