@@ -139,12 +139,13 @@ def main(argv=None) -> int:
     onnx_path = ensure_onnx(args) if "ort-cuda" in systems else None
     rows = {}
     for name in systems:
-        print(f"[e2e] {name} ...", file=sys.stderr, flush=True)
+        label = name if cuda else name.replace("ort-cuda", "ort-cpu").replace("fp16", "fp32")
+        print(f"[e2e] {label} ...", file=sys.stderr, flush=True)
         backend = open_system(name, args, onnx_path)
         try:
-            rows[name] = measure(backend, vocab, args)
+            rows[label] = measure(backend, vocab, args)
             if cuda:    # torch's allocator only: ORT's arena is not visible here
-                rows[name]["peak_torch_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30 \
+                rows[label]["peak_torch_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30 \
                     if name != "ort-cuda" else float("nan")
         finally:
             backend.close()

@@ -146,3 +146,33 @@ def test_ort_cpu_sampling_matches_reference_with_seed(tiny_vptq_checkpoint, expo
     expected = generate(ReferenceBackend(ckpt), PROMPTS, max_new_tokens=10, sampling=cfg).tokens
     with OrtBackend(exported_onnx(ckpt), "ort-cpu") as backend:
         assert generate(backend, PROMPTS, max_new_tokens=10, sampling=cfg).tokens == expected
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_generate_cli_uses_checkpoint_tokenizer(tiny_vptq_checkpoint, capsys):
+    from transformers import AutoTokenizer
+
+    from vptq_export.cli import main as cli_main
+
+    ckpt = tiny_vptq_checkpoint("llama")
+    assert cli_main(["generate", str(ckpt), "--prompt", "Once upon a time",
+                     "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out.strip()
+    tok = AutoTokenizer.from_pretrained(str(ckpt))
+    expected = generate(ReferenceBackend(ckpt), [tok("Once upon a time").input_ids],
+                        max_new_tokens=8, stop_tokens=[2]).tokens[0]
+    assert out == "Once upon a time" + tok.decode(expected, skip_special_tokens=True)
+
+
+def test_generate_cli_without_tokenizer_is_a_clear_error(tiny_vptq_checkpoint, tmp_path, capsys):
+    import shutil
+
+    from vptq_export.cli import main as cli_main
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_vptq_checkpoint("llama"), ckpt)
+    for f in ckpt.glob("tokenizer*"):
+        f.unlink()
+    assert cli_main(["generate", str(ckpt), "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "no tokenizer found" in err and str(ckpt) in err and "--tokenizer" in err
