@@ -504,14 +504,13 @@ def test_onnxruntime_with_op_library(exported):
     from vptq_export.errors import BackendUnavailableError
 
     try:
-        from vptq_export.ort_session import create_session
-        sess_factory = create_session
         from vptq_export.native import ort_library_path
+        from vptq_export.ort_session import create_session
         ort_library_path()
     except (ImportError, BackendUnavailableError) as exc:
         pytest.skip(f"ORT op library unavailable: {exc}")
     ckpt, onnx_path = exported("mistral", "outliers_groups")
-    sess = sess_factory(onnx_path, providers="cpu")
+    sess = create_session(onnx_path, providers="cpu")
     # the op library's CPU kernel accumulates in fp32 like the reference; allow 1e-4 for its
     # different summation order over 2 layers of fp32 activations
     _compare_session(sess, onnx_path, ckpt, tol=1e-4)

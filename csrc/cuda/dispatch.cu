@@ -125,6 +125,7 @@ struct Plan {
   int64_t chunk_m = 0;     // prefill + cuBLAS + epilogue: rows of X per GEMM
   bool epilogue = false;   // prefill + cuBLAS: fp32 result, then epilogue
   size_t cb_smem = 0;      // gemv: dynamic shared memory for staged codebooks (0: global)
+  int decode_mb = 0;       // gemv: MB of the kernel (layout of the prepared activations)
 };
 
 size_t align_up(size_t n) { return (n + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign; }
@@ -139,8 +140,10 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok) {
   size_t off = 0;
   if (p.gemv) {
     p.entry = select_gemv(dtype, a.vector_len, a.num_index_rows(), m, exact_ok);
-    if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(m) * I * sizeof(float)); }
-    if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
+    p.decode_mb = rows_per_launch(m);
+    p.prep = p.prep || p.decode_mb > 1;  // M > 1: column-interleaved fp32 activations
+    if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(p.decode_mb) * I * sizeof(float)); }
+    if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(p.decode_mb) * p.nparts * sizeof(float)); }
     const size_t v = static_cast<size_t>(a.vector_len), G = static_cast<size_t>(a.group_num);
     const size_t main_bytes = (G * a.num_centroids * v * sz + 15) / 16 * 16;
     const size_t res_bytes = G * a.num_res_centroids * v * sz;
@@ -361,7 +364,7 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
     e = gpu::launch_prep_activations(dtype, x, a.has_perm ? t.perm : nullptr,
                                      a.has_norm ? t.weight_scale : nullptr,
                                      a.has_norm ? t.weight_bias : nullptr, ws + p.xs_off,
-                                     /*out_fp32=*/p.gemv, parts, M, I, stream);
+                                     p.gemv ? p.decode_mb : 0, parts, M, I, stream);
     if (e != gpuSuccess) return launch_error("prep_activations", e);
   }
 

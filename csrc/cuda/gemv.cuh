@@ -21,7 +21,8 @@
 //   epilogue    = + row constant c[m] = sum_i X[m,i]*weight_bias[i] (norm folded into the
 //                 activations: x'[m,s] = X[m,perm[s]]*weight_scale[perm[s]], computed by
 //                 prep_activations), + bias[o], rounded once to T.
-// Activations: x' from the fp32 workspace when perm or norm is present, else X directly.
+// Activations: M = 1 without perm / norm reads X directly; otherwise prep_activations writes x'
+// as fp32 [I][MB] (all rows of one column adjacent: one 16-byte load per 4 rows per code).
 #pragma once
 
 #include <cstddef>
@@ -39,7 +40,8 @@ constexpr int kGemvGenericSlice = 4;   // VT of the generic (any v) kernel
 struct GemvArgs {
   LayerView L;
   const void* x = nullptr;             // X [m, I] of T (read when xs == null)
-  const float* xs = nullptr;           // x' [m, I] fp32, stored column order, or null
+  const float* xs = nullptr;           // x' [I][MB] fp32 (column-interleaved, stored column
+                                       // order, rows >= m zero), or null (MB = 1 only: read X)
   const float* row_const_parts = nullptr;  // [m, nparts] partial sums of c[m], or null
   int row_const_nparts = 0;
   const void* bias = nullptr;          // [O] T or null
@@ -82,13 +84,23 @@ __device__ __forceinline__ void load_row(const T* p, float (&out)[VT], int valid
 
 template <typename T, int MB>
 __device__ __forceinline__ void load_activations(const GemvArgs& a, int s, float (&xv)[MB]) {
-  const size_t I = static_cast<size_t>(a.L.in_features);
+  if constexpr (MB == 1) {
+    xv[0] = a.xs ? a.xs[s] : to_float(static_cast<const T*>(a.x)[s]);
+  } else {
+    // all MB rows of column s in one (or two) vector loads; padding rows hold zeros
+    const float* p = a.xs + static_cast<size_t>(s) * MB;
+    if constexpr (MB % 4 == 0) {
 #pragma unroll
-  for (int m = 0; m < MB; ++m) {
-    if (m < a.m) {
-      xv[m] = a.xs ? a.xs[m * I + s] : to_float(static_cast<const T*>(a.x)[m * I + s]);
+      for (int i = 0; i < MB / 4; ++i) {
+        const float4 v = reinterpret_cast<const float4*>(p)[i];
+        xv[4 * i] = v.x; xv[4 * i + 1] = v.y; xv[4 * i + 2] = v.z; xv[4 * i + 3] = v.w;
+      }
+    } else if constexpr (MB == 2) {
+      const float2 v = *reinterpret_cast<const float2*>(p);
+      xv[0] = v.x; xv[1] = v.y;
     } else {
-      xv[m] = 0.f;
+#pragma unroll
+      for (int m = 0; m < MB; ++m) xv[m] = p[m];
     }
   }
 }
@@ -96,19 +108,24 @@ __device__ __forceinline__ void load_activations(const GemvArgs& a, int s, float
 // Sum each of N values over the warp and scatter the totals: afterwards lane l holds the totals
 // of values [l*Q, l*Q + Q), Q = N / warp, in a[0..Q). N/2 + N/4 + ... shuffles instead of
 // N * log2(warp); fixed order, so deterministic.
+template <int NTOT, int N, int O>
+__device__ __forceinline__ void reduce_scatter_step(float (&a)[NTOT], int lane) {
+  if constexpr (O >= 1) {
+    const bool upper = (lane & O) != 0;
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) {
+      const float send = upper ? a[i] : a[i + N / 2];
+      const float keep = upper ? a[i + N / 2] : a[i];
+      a[i] = keep + VPTQ_SHFL_XOR(send, O);
+    }
+    reduce_scatter_step<NTOT, N / 2, O / 2>(a, lane);  // compile-time indices only
+  }
+}
+
 template <int N>
 __device__ __forceinline__ void warp_reduce_scatter(float (&a)[N], int lane) {
   static_assert(N % VPTQ_WARP_SIZE == 0, "pad to a multiple of the warp size");
-#pragma unroll
-  for (int o = VPTQ_WARP_SIZE / 2, n = N; o >= 1; o >>= 1, n >>= 1) {
-    const bool upper = (lane & o) != 0;
-#pragma unroll
-    for (int i = 0; i < n / 2; ++i) {
-      const float send = upper ? a[i] : a[i + n / 2];
-      const float keep = upper ? a[i + n / 2] : a[i];
-      a[i] = keep + VPTQ_SHFL_XOR(send, o);
-    }
-  }
+  reduce_scatter_step<N, N, VPTQ_WARP_SIZE / 2>(a, lane);
 }
 
 template <typename T, int VT, int MB, int R, bool EXACT>

@@ -32,23 +32,32 @@ template <typename T, typename OutT>
 __global__ void __launch_bounds__(kPrepThreads)
     prep_activations_kernel(const T* __restrict__ x, const int32_t* __restrict__ perm,
                             const T* __restrict__ scale, const T* __restrict__ wbias,
-                            OutT* __restrict__ xs, float* __restrict__ parts, int in_features) {
+                            OutT* __restrict__ xs, int decode_mb, float* __restrict__ parts,
+                            int rows, int in_features) {
   __shared__ float red[kPrepThreads];
   const int p = blockIdx.x, m = blockIdx.y;
+  const bool live = m < rows;  // rows m >= M exist only as zero padding of the decode layout
   const int begin = p * kPrepColumnsPerBlock;
   const int end = min(in_features, begin + kPrepColumnsPerBlock);
   const size_t row = static_cast<size_t>(m) * in_features;
   float c = 0.f;
   for (int s = begin + threadIdx.x; s < end; s += blockDim.x) {
-    int src = s;
-    if (perm) {
-      src = perm[s];
-      if (static_cast<unsigned>(src) >= static_cast<unsigned>(in_features)) src = 0;  // UB input
+    float xv = 0.f;
+    if (live) {
+      int src = s;
+      if (perm) {
+        src = perm[s];
+        if (static_cast<unsigned>(src) >= static_cast<unsigned>(in_features)) src = 0;  // UB input
+      }
+      xv = to_float(x[row + src]);
+      if (scale) xv *= to_float(scale[src]);
+      if (wbias) c = fmaf(to_float(x[row + s]), to_float(wbias[s]), c);
     }
-    float xv = to_float(x[row + src]);
-    if (scale) xv *= to_float(scale[src]);
-    xs[row + s] = from_float<OutT>(xv);
-    if (wbias) c = fmaf(to_float(x[row + s]), to_float(wbias[s]), c);
+    if (decode_mb > 0) {
+      xs[static_cast<size_t>(s) * decode_mb + m] = from_float<OutT>(xv);
+    } else {
+      xs[row + s] = from_float<OutT>(xv);
+    }
   }
   if (!parts) return;
   red[threadIdx.x] = c;
@@ -194,19 +203,19 @@ gpuError_t with_type(DType dt, F&& f) {
 }  // namespace
 
 gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm, const void* scale,
-                                   const void* wbias, void* xs, bool out_fp32, float* parts,
+                                   const void* wbias, void* xs, int decode_mb, float* parts,
                                    int m, int in_features, gpuStream_t stream) {
-  const dim3 grid(prep_parts(in_features), m);
+  const dim3 grid(prep_parts(in_features), decode_mb > 0 ? decode_mb : m);
   return with_type(dt, [&](auto tag) {
     using T = decltype(tag);
-    if (out_fp32) {
+    if (decode_mb > 0) {
       prep_activations_kernel<T, float><<<grid, kPrepThreads, 0, stream>>>(
           static_cast<const T*>(x), perm, static_cast<const T*>(scale), static_cast<const T*>(wbias),
-          static_cast<float*>(xs), parts, in_features);
+          static_cast<float*>(xs), decode_mb, parts, m, in_features);
     } else {
       prep_activations_kernel<T, T><<<grid, kPrepThreads, 0, stream>>>(
           static_cast<const T*>(x), perm, static_cast<const T*>(scale), static_cast<const T*>(wbias),
-          static_cast<T*>(xs), parts, in_features);
+          static_cast<T*>(xs), 0, parts, m, in_features);
     }
     return gpuGetLastError();
   });

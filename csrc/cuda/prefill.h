@@ -20,10 +20,14 @@ inline int prep_parts(int64_t in_features) {
   return static_cast<int>((in_features + kPrepColumnsPerBlock - 1) / kPrepColumnsPerBlock);
 }
 
-// xs[m, s] = X[m, perm[s]] * scale[perm[s]] (perm / scale optional) in fp32 (out_fp32) or T;
-// parts[m, p] = sum over original columns i of block p of X[m, i] * wbias[i] (when wbias).
+// x'[m, s] = X[m, perm[s]] * scale[perm[s]] (perm / scale optional), written
+//   decode_mb > 0: fp32, column-interleaved xs[s * decode_mb + m] for m < decode_mb (rows m >= M
+//                  are zeros), so the decode kernel reads all rows of a column in one vector load;
+//   decode_mb = 0: T, row-major xs[m * I + s] (the GEMM's A operand).
+// parts[m, p] = sum over original columns i of block p of X[m, i] * wbias[i] (when wbias; rows of
+// the decode_mb padding get 0).
 gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm, const void* scale,
-                                   const void* wbias, void* xs, bool out_fp32, float* parts,
+                                   const void* wbias, void* xs, int decode_mb, float* parts,
                                    int m, int in_features, gpuStream_t stream);
 
 // Ws[o - row0, s] (stored column order, no perm / norm) for rows o in [row0, row0 + rows), T.

@@ -16,13 +16,12 @@ import numpy as np
 import torch
 from onnx import TensorProto
 
+from .options import ONNX_TYPES
+
 INLINE_LIMIT = 1024            # bytes; smaller tensors (shape constants, scalars) stay in the proto
 ALIGN_THRESHOLD = 1 << 20
 ALIGNMENT = 1 << 16
 
-_ONNX_OF_TORCH = {torch.float32: TensorProto.FLOAT, torch.float16: TensorProto.FLOAT16,
-                  torch.bfloat16: TensorProto.BFLOAT16, torch.int64: TensorProto.INT64,
-                  torch.int32: TensorProto.INT32, torch.bool: TensorProto.BOOL}
 
 
 def as_bytes_view(t: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -40,7 +39,7 @@ def onnx_type_of(t: torch.Tensor | np.ndarray) -> int:
         return {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
                 np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int32): TensorProto.INT32,
                 np.dtype(np.bool_): TensorProto.BOOL}[t.dtype]
-    return _ONNX_OF_TORCH[t.dtype]
+    return ONNX_TYPES[t.dtype]
 
 
 class ExternalDataWriter:
