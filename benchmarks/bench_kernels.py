@@ -26,7 +26,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 
 from vptq_export import native

@@ -2,10 +2,9 @@
 // decoded on the fly from the packed indices; W is never materialised.
 //
 // Layout and work split
-//   tile        = R consecutive index rows r (outputs o = r*v .. r*v+v-1; R = 4 for M = 1 on
-//                 layers with enough rows to fill the GPU, so that one activation load and its
-//                 address arithmetic serve R rows and R index loads are in flight) and, for the
-//                 generic kernel, one slice of VT of the v vector components (ceil(v / VT)).
+//   tile        = R consecutive index rows r (outputs o = r*v .. r*v+v-1; R = 1 in the compiled
+//                 table, see gemv_table.h) and, for the generic kernel, one slice of VT of the
+//                 v vector components (slices = ceil(v / VT)).
 //   block       = kGemvThreads threads; a block loops over tiles (tile += gridDim.x), so a
 //                 persistent grid amortises staging the codebooks in shared memory.
 //   thread      = codes c = tid, tid + blockDim, ... of every group g (the reduction

@@ -36,6 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("--no-check", action="store_true",
                    help="skip onnx.checker (full) on the result")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-genai-config", action="store_true",
+                   help="do not write genai_config.json (+ tokenizer files and a copy of the op "
+                        "library) for onnxruntime-genai beside the model")
+    p.add_argument("--genai-provider", choices=("cpu", "cuda"), default="cpu",
+                   help="execution provider named in genai_config.json (default cpu)")
     p.set_defaults(func=run)
 
 
@@ -50,4 +55,23 @@ def run(args) -> int:
     else:
         out = export_model(args.checkpoint, args.output, options)
         print(f"wrote {out} (+ {out.name}.data)")
+        if not args.no_genai_config:
+            _write_genai_config(args, out)
     return 0
+
+
+def _write_genai_config(args, onnx_path) -> None:
+    from ..checkpoint import VPTQCheckpoint
+    from ..errors import BackendUnavailableError
+    from ..native import ort_library_path
+    from ..runtime.genai_config import write_genai_config
+
+    try:
+        library = ort_library_path()
+    except BackendUnavailableError as exc:
+        print(f"note: no genai_config.json written: {exc}")
+        return
+    ckpt = VPTQCheckpoint(args.checkpoint)
+    path = write_genai_config(onnx_path.parent, onnx_path, ckpt.model_config, library,
+                              tokenizer_dir=args.checkpoint, provider=args.genai_provider)
+    print(f"wrote {path} (onnxruntime-genai; op library copied beside the model)")
