@@ -99,9 +99,18 @@ CONFIGS = {
     # a Llama-like width with big codebooks read from global memory
     "v8-k65536-wide": dict(in_features=4096, out_features=64, v=8, k=65536),
     "v6-k4096-wide-norm": dict(in_features=2048, out_features=60, v=6, k=4096, norm=True, perm=True),
+    # fast kernel (gemv_fast.cuh) layouts: G > 1 with staged codebooks and ragged O; S = 3 items
+    # per row; T = 21 (4-byte index loads) with a partial last warp item; T = 12 / 20 / 24
+    "v8-k256-256-G2-ragged-fast": dict(in_features=512, out_features=4100, v=8, k=256, k_res=256,
+                                       group_num=2, bias=True),
+    "v8-k4096-256-S3-fast": dict(in_features=3072, out_features=200, v=8, k=4096, k_res=256, norm=True),
+    "v8-k8192-256-T21-fast": dict(in_features=1056, out_features=64, v=8, k=8192, k_res=256, perm=True),
+    "v8-k4096-fast": dict(in_features=1024, out_features=1000, v=8, k=4096),
+    "v8-k65536-256-fast": dict(in_features=2048, out_features=72, v=8, k=65536, k_res=256),
 }
 QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-perm-norm",
-                 "v12-k512-res32-outl-bias", "v3-k512-tall-all")
+                 "v12-k512-res32-outl-bias", "v3-k512-tall-all", "v8-k256-256-G2-ragged-fast",
+                 "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536")
 
 
 def _device_weights(layer, dtype):
@@ -186,8 +195,17 @@ def test_tensor_api_and_batch_shape():
 def test_kernel_names_follow_the_dispatch_table():
     mod = _kernels()
     attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=8, k=256)).as_dict()
-    assert mod.gemm_cuda_kernel_name(attrs, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,R=1,exact=true>"
-    assert mod.gemm_cuda_kernel_name(attrs, "bfloat16", 3) == "vptq_gemv<bfloat16,VT=8,MB=4,R=1,exact=true>"
+    # fp16 / bf16, (v, index bits, residual bits) in gemv_fast_table.h, group_size % 32 == 0
+    assert mod.gemm_cuda_kernel_name(attrs, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=0,MB=1>"
+    assert mod.gemm_cuda_kernel_name(attrs, "bfloat16", 3) == "vptq_gemv_fast<bfloat16,V=8,IB=8,RB=0,MB=4>"
+    assert mod.gemm_cuda_kernel_name(attrs, "float32", 1) == "vptq_gemv<float32,VT=8,MB=1,R=1,exact=true>"
+    wide = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=16, k=65536,
+                                                      k_res=65536)).as_dict()
+    assert mod.gemm_cuda_kernel_name(wide, "float16", 2) == "vptq_gemv_fast<float16,V=16,IB=16,RB=16,MB=2>"
+    assert mod.gemm_cuda_kernel_name(wide, "float16", 3) == "vptq_gemv<float16,VT=16,MB=4,R=1,exact=true>"
+    outl = OpAttributes.from_spec(synthetic.make_spec(in_features=96, out_features=48, v=8, k=256,
+                                                      outlier_size=32, v_o=4, k_o=16)).as_dict()
+    assert mod.gemm_cuda_kernel_name(outl, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,R=1,exact=true>"
     assert mod.gemm_cuda_kernel_name(attrs, "float16", 9).startswith("vptq_dequant<float16>+")
     generic = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=3, k=256)).as_dict()
     assert mod.gemm_cuda_kernel_name(generic, "float32", 8) == "vptq_gemv<float32,VT=4,MB=8,R=1,exact=false>"

@@ -36,7 +36,7 @@ except BackendUnavailableError as exc:  # pragma: no cover - depends on the buil
 def cuda_session(model: bytes):
     so = ort.SessionOptions()
     so.register_custom_ops_library(LIB)
-    sess = ort.InferenceSession(model, so, providers=["CUDAExecutionProvider"])
+    sess = ort.InferenceSession(model, so, providers=[("CUDAExecutionProvider", {"use_tf32": "0"})])
     assert sess.get_providers()[0] == "CUDAExecutionProvider"
     return sess
 

@@ -2,7 +2,7 @@
 // LayerSpec.from_config / OpAttributes.to_spec in Python; see vptq/layer.h.
 #include "vptq/layer.h"
 
-#include <sstream>
+#include <string>
 
 namespace vptq {
 namespace {
@@ -15,12 +15,16 @@ int64_t log2_exact(int64_t n) {
   return b;
 }
 
+// Messages are built with std::string only, no iostreams: a string stream here crashed the
+// Python module on a host whose C++ runtime differed from the build machine's.
+std::string text(const std::string& v) { return v; }
+std::string text(const char* v) { return v; }
+std::string text(int64_t v) { return std::to_string(v); }
+
 template <typename E, typename F>
 std::string problem(const char* attr, const std::string& what, const E& expected, const F& found) {
-  std::ostringstream s;
-  s << "attribute '" << attr << "': " << what << " (expected " << expected << ", found " << found
-    << ")";
-  return s.str();
+  return "attribute '" + std::string(attr) + "': " + what + " (expected " + text(expected) +
+         ", found " + text(found) + ")";
 }
 
 }  // namespace
@@ -49,11 +53,11 @@ std::string validate(const LayerAttributes& a) {
   if (a.outlier_size < 0 || a.outlier_size > kMaxFeatures)
     return problem("outlier_size", "must be >= 0", ">= 0", a.outlier_size);
   if (a.outlier_size + a.group_num * a.group_size != a.in_features) {
-    std::ostringstream f;
-    f << a.outlier_size << " + " << a.group_num << " * " << a.group_size << " = "
-      << a.outlier_size + a.group_num * a.group_size;
+    const std::string f = std::to_string(a.outlier_size) + " + " + std::to_string(a.group_num) +
+                          " * " + std::to_string(a.group_size) + " = " +
+                          std::to_string(a.outlier_size + a.group_num * a.group_size);
     return problem("group_size", "outlier_size + group_num * group_size must equal in_features",
-                   a.in_features, f.str());
+                   a.in_features, f);
   }
   if (a.outlier_size > 0) {
     if (a.outlier_vector_len < 1 || a.outlier_vector_len > 4096)

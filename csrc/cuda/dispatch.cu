@@ -1,17 +1,26 @@
 // csrc/cuda/dispatch.cu: vptq::gemm_cuda and friends (vptq/cuda.h): argument checks, the
 // workspace plan, and THE dispatch table that says which configuration runs which kernel.
 //
-// Dispatch (one table, kGemvTable below, plus the rule in plan()):
+// Dispatch (one table, kGemvTable below, plus the rules in select_gemv() and plan()):
 //   M == 0                           nothing to do
-//   M <= VPTQ_GEMV_MAX_M (8)         decode: fused GEMV, kernel = kGemvTable entry with
-//                                    dtype, MB = smallest of {1,2,4,8} >= M, and
+//   M <= VPTQ_GEMV_MAX_M (8)         decode, MB = smallest of {1,2,4,8} >= M:
+//     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
+//                                    is one of gemv_fast_table.h, there are no outlier columns,
+//                                    group_size is a multiple of 32, G * group_size <= 65536,
+//                                    the packed indices and codebooks are 16-byte aligned and
+//                                    the staged codebooks fit kFastMaxSmemBytes. Tile = RT index
+//                                    rows (RT * S warp items of 1024 codes, split-K inside the
+//                                    block); k <= 256 codebooks in shared memory (8 copies,
+//                                    persistent grid), larger ones through L1 / L2.
+//     generic kernel (gemv.cuh)      otherwise: kernel = entry with dtype, MB, and
 //                                      VT = v, exact = true   when v is in {2,4,6,8,12,16} and the
 //                                                             codebooks are 16-byte aligned
 //                                      VT = 4, exact = false  otherwise (any v, ceil(v/4) slices)
 //                                    codebooks staged in shared memory when all groups' main +
 //                                    residual codebooks fit kSmemCodebookMaxBytes (persistent
 //                                    grid), else read through L1 from global memory.
-//                                    perm / norm: prep_activations first (fp32 x' in workspace).
+//                                    perm / norm or M > 1: prep_activations first (fp32 x' in
+//                                    the workspace, [I][MB]); both kernels read that layout.
 //   M > 8                            prefill: dequantize W in stored column order into the
 //                                    workspace (row chunks of at most kDequantChunkMaxBytes),
 //                                    then cublasGemmEx (fp32 compute) when a BLAS handle is
@@ -25,6 +34,8 @@
 #include <string>
 
 #include "gemv.cuh"
+#include "gemv_fast.cuh"
+#include "gemv_fast_table.h"
 #include "gemv_table.h"
 #include "prefill.h"
 #include "vptq/cuda.h"
@@ -45,6 +56,11 @@ constexpr size_t kResultChunkMaxBytes = 32ull << 20;   // prefill: fp32 GEMM res
 constexpr size_t kWorkspaceAlign = 256;
 constexpr int kMaxDevices = 64;
 constexpr double kMinTilesPerSM = 1.5;                 // decode: R > 1 only above this many tiles
+// fast decode kernel: shared memory for staged codebooks + partials, and warp items per tile
+constexpr size_t kFastMaxSmemBytes = 100 * 1024;
+constexpr int kFastMaxItems = 64;
+constexpr int kFastTargetWarpsPerSM = 16;  // resident warps of the fast kernel (2 blocks x 8)
+constexpr int kFastWarpsPerBlock = gpu::kFastThreads / 32;  // host view (32-lane warps)
 
 // ------------------------------------------------------------------ the dispatch table
 using GemvLaunch = gpuError_t (*)(const GemvArgs&, size_t, int, gpuStream_t);
@@ -55,14 +71,15 @@ struct GemvEntry {
   int vt;       // vector components per tile
   bool exact;   // vector_len == vt (else generic, any vector_len)
   int mb;       // rows of X per launch (M <= mb)
-  int r;        // index rows per tile
+  int r;        // index rows per tile (generic kernel)
+  int ib, rb;   // fast kernel: index bits and residual bits it is compiled for; -1: generic
   GemvLaunch launch;
   GemvOccupancy blocks_per_sm;
   const char* name;
 };
 
 #define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, R, EXACT)                                    \
-  {DT, VT, EXACT, MB, R, &gpu::launch_gemv<T, VT, MB, R, EXACT>,                      \
+  {DT, VT, EXACT, MB, R, -1, -1, &gpu::launch_gemv<T, VT, MB, R, EXACT>,              \
    &gpu::gemv_blocks_per_sm<T, VT, MB, R, EXACT>,                                     \
    "vptq_gemv<" DTNAME ",VT=" #VT ",MB=" #MB ",R=" #R ",exact=" #EXACT ">"},
 #define VPTQ_ENTRY_F32(VT, MB, R, EXACT) VPTQ_ENTRY(float, DType::kFloat32, "float32", VT, MB, R, EXACT)
@@ -73,27 +90,97 @@ struct GemvEntry {
 #define VPTQ_VEC_F16(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_F16, VT, EXACT)
 #define VPTQ_VEC_BF16(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_BF16, VT, EXACT)
 
+#define VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, MB)                                          \
+  {DT, V, true, MB, 1, IB, RB, &gpu::launch_gemv_fast<T, V, IB, RB, MB>,                      \
+   &gpu::gemv_fast_blocks_per_sm<T, V, IB, RB, MB>,                                          \
+   "vptq_gemv_fast<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",MB=" #MB ">"},
+#define VPTQ_FAST_ROWS(T, DT, DTNAME, V, IB, RB)                                                \
+  VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 1) VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 2)      \
+  VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 4) VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 8)
+#define VPTQ_FAST_ROWS_WIDE(T, DT, DTNAME, V, IB, RB)                                           \
+  VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 1) VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 2)
+#define VPTQ_FAST_F16(V, IB, RB) VPTQ_FAST_ROWS(gpu_half, DType::kFloat16, "float16", V, IB, RB)
+#define VPTQ_FAST_BF16(V, IB, RB) VPTQ_FAST_ROWS(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
+#define VPTQ_FAST_F16_W(V, IB, RB) VPTQ_FAST_ROWS_WIDE(gpu_half, DType::kFloat16, "float16", V, IB, RB)
+#define VPTQ_FAST_BF16_W(V, IB, RB) VPTQ_FAST_ROWS_WIDE(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
+
 const GemvEntry kGemvTable[] = {
-    VPTQ_GEMV_VECTORS(VPTQ_VEC_F32) VPTQ_GEMV_VECTORS(VPTQ_VEC_F16) VPTQ_GEMV_VECTORS(VPTQ_VEC_BF16)};
+    VPTQ_GEMV_VECTORS(VPTQ_VEC_F32) VPTQ_GEMV_VECTORS(VPTQ_VEC_F16) VPTQ_GEMV_VECTORS(VPTQ_VEC_BF16)
+    VPTQ_GEMV_FAST_LAYOUTS(VPTQ_FAST_F16) VPTQ_GEMV_FAST_LAYOUTS(VPTQ_FAST_BF16)
+    VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_F16_W) VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_BF16_W)};
 constexpr int kGemvTableSize = sizeof(kGemvTable) / sizeof(kGemvTable[0]);
 
 int rows_per_launch(int64_t m) { return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8; }
 
 int multiprocessors();
 
-// The decode kernel for (dtype, v, m); exact_ok = codebook pointers allow vectorised loads.
+// Fast-kernel geometry of a layer. Split-K: each index row's upr 32-code units are cut into S warp
+// items of U units (U a multiple of 32), S the smallest that gives about kFastTargetWarpsPerSM
+// items per multiprocessor (long items keep one fold per row; few rows get more, shorter items).
+// RT = index rows per block tile (RT * S a multiple of the warps per block where possible, fewer
+// rows when the layer would give fewer tiles than multiprocessors), items = RT * S.
+struct FastGeometry {
+  int chunks = 0, units = 32, rows_per_tile = 1, items = 0;
+};
+
+FastGeometry fast_geometry(const LayerAttributes& a) {
+  FastGeometry f;
+  const int64_t upr = a.group_num * (a.group_size / gpu::kFastUnitCodes);
+  const int64_t rows = std::max<int64_t>(1, a.num_index_rows());
+  const int64_t target = int64_t{multiprocessors()} * kFastTargetWarpsPerSM;
+  const int64_t max_s = (upr + 31) / 32;
+  const int64_t s = std::min<int64_t>(max_s, std::max<int64_t>(1, (target + rows - 1) / rows));
+  f.units = static_cast<int>(((upr + s - 1) / s + 31) / 32 * 32);
+  f.chunks = static_cast<int>((upr + f.units - 1) / f.units);
+  int gcd = kFastWarpsPerBlock;
+  while (f.chunks % gcd) gcd /= 2;  // kFastWarpsPerBlock is a power of two
+  int rt = kFastWarpsPerBlock / gcd;
+  while (rt > 1 && static_cast<int64_t>(rt) * f.chunks > kFastMaxItems) rt /= 2;
+  while (rt > 1 && (rows + rt - 1) / rt < multiprocessors()) rt /= 2;
+  f.rows_per_tile = rt;
+  f.items = rt * f.chunks;
+  return f;
+}
+
+size_t fast_smem(const LayerAttributes& a, DType dtype, int mb) {
+  return gpu::fast_smem_bytes(static_cast<int>(a.vector_len), static_cast<int>(dtype_size(dtype)),
+                              static_cast<int>(a.index_bits), static_cast<int>(a.res_index_bits), mb,
+                              static_cast<int>(a.group_num), fast_geometry(a).items);
+}
+
+// The fast kernel for (dtype, layout, m), or -1. ptr_ok = packed indices and codebooks 16-byte
+// aligned (assumed by gemm_cuda_workspace_bytes / gemm_cuda_kernel_name).
+int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok) {
+  if (!ptr_ok || a.outlier_size != 0 || a.group_size < gpu::kFastUnitCodes ||
+      a.group_size % gpu::kFastUnitCodes != 0 || a.group_num * a.group_size > 65536)
+    return -1;
+  const int mb = rows_per_launch(m);
+  for (int i = 0; i < kGemvTableSize; ++i) {
+    const GemvEntry& e = kGemvTable[i];
+    if (e.ib < 0 || e.dtype != dtype || e.mb != mb || e.vt != a.vector_len || e.ib != a.index_bits ||
+        e.rb != a.res_index_bits)
+      continue;
+    if (fast_geometry(a).items > kFastMaxItems || fast_smem(a, dtype, mb) > kFastMaxSmemBytes) return -1;
+    return i;
+  }
+  return -1;
+}
+
+// The generic decode kernel for (dtype, v, m); exact_ok = codebook pointers allow vectorised loads.
 // Among the entries for (dtype, MB, VT), the largest R that still gives every multiprocessor
 // kMinTilesPerSM tiles (R > 1 shares activation loads between rows, but makes fewer tiles).
 int select_gemv(DType dtype, int64_t v, int64_t index_rows, int64_t m, bool exact_ok) {
   const int mb = rows_per_launch(m);
   bool exact = false;
   for (int i = 0; i < kGemvTableSize; ++i)
-    if (kGemvTable[i].dtype == dtype && kGemvTable[i].exact && exact_ok && kGemvTable[i].vt == v) exact = true;
+    if (kGemvTable[i].ib < 0 && kGemvTable[i].dtype == dtype && kGemvTable[i].exact && exact_ok &&
+        kGemvTable[i].vt == v)
+      exact = true;
   const double min_tiles = kMinTilesPerSM * multiprocessors();
   int best = -1;
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
-    if (e.dtype != dtype || e.mb != mb || e.exact != exact || (exact && e.vt != v)) continue;
+    if (e.ib >= 0 || e.dtype != dtype || e.mb != mb || e.exact != exact || (exact && e.vt != v)) continue;
     const int64_t slices = (v + e.vt - 1) / e.vt;
     const int64_t tiles = (index_rows + e.r - 1) / e.r * slices;
     if (best < 0 || (e.r > kGemvTable[best].r && tiles >= min_tiles)) best = i;
@@ -130,11 +217,12 @@ struct Plan {
   bool epilogue = false;   // prefill + cuBLAS: fp32 result, then epilogue
   size_t cb_smem = 0;      // gemv: dynamic shared memory for staged codebooks (0: global)
   int decode_mb = 0;       // gemv: MB of the kernel (layout of the prepared activations)
+  bool fast = false;       // gemv: entry is a fast kernel (gemv_fast.cuh); cb_smem = its smem
 };
 
 size_t align_up(size_t n) { return (n + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign; }
 
-Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok) {
+Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool fast_ok) {
   Plan p;
   const size_t sz = dtype_size(dtype);
   const size_t I = static_cast<size_t>(a.in_features), O = static_cast<size_t>(a.out_features);
@@ -143,7 +231,9 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok) {
   p.gemv = m <= VPTQ_GEMV_MAX_M;
   size_t off = 0;
   if (p.gemv) {
-    p.entry = select_gemv(dtype, a.vector_len, a.num_index_rows(), m, exact_ok);
+    p.entry = select_fast(a, dtype, m, fast_ok);
+    p.fast = p.entry >= 0;
+    if (!p.fast) p.entry = select_gemv(dtype, a.vector_len, a.num_index_rows(), m, exact_ok);
     p.decode_mb = rows_per_launch(m);
     p.prep = p.prep || p.decode_mb > 1;  // M > 1: column-interleaved fp32 activations
     if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(p.decode_mb) * I * sizeof(float)); }
@@ -151,7 +241,8 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok) {
     const size_t v = static_cast<size_t>(a.vector_len), G = static_cast<size_t>(a.group_num);
     const size_t main_bytes = (G * a.num_centroids * v * sz + 15) / 16 * 16;
     const size_t res_bytes = G * a.num_res_centroids * v * sz;
-    if (main_bytes + res_bytes <= kSmemCodebookMaxBytes) p.cb_smem = main_bytes + res_bytes;
+    if (p.fast) p.cb_smem = fast_smem(a, dtype, p.decode_mb);
+    else if (main_bytes + res_bytes <= kSmemCodebookMaxBytes) p.cb_smem = main_bytes + res_bytes;
   } else {
     if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(m) * I * sz); }
     if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
@@ -327,13 +418,13 @@ std::string blas_gemm(cublasHandle_t h, DType dt, const void* w, const void* act
 
 size_t gemm_cuda_workspace_bytes(const LayerAttributes& a, DType dtype, int64_t m) {
   if (m <= 0 || !check_attributes(a).empty()) return 0;
-  return plan(a, dtype, m, true).total;
+  return plan(a, dtype, m, true, true).total;
 }
 
 const char* gemm_cuda_kernel_name(const LayerAttributes& a, DType dtype, int64_t m) {
   if (!check_attributes(a).empty()) return "unsupported";
   if (m <= 0) return "none";
-  const Plan p = plan(a, dtype, m, true);
+  const Plan p = plan(a, dtype, m, true, true);
   if (!p.gemv) return prefill_name(dtype);
   return p.entry >= 0 ? kGemvTable[p.entry].name : "unsupported";
 }
@@ -352,7 +443,8 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
   if (!err.empty()) return err;
 
   const bool exact_ok = aligned16(t.centroids) && (!a.has_residual() || aligned16(t.res_centroids));
-  const Plan p = plan(a, dtype, m, exact_ok);
+  const bool fast_ok = exact_ok && (a.total_index_bits() == 0 || aligned16(t.packed_indices));
+  const Plan p = plan(a, dtype, m, exact_ok, fast_ok);
   if (workspace_bytes < p.total || (p.total > 0 && !workspace))
     return "vptq::gemm_cuda: workspace of " + std::to_string(workspace_bytes) + " bytes at " +
            (workspace ? "a valid pointer" : "null") + ", but " + std::to_string(p.total) +
@@ -385,10 +477,24 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
     g.y = y;
     g.m = M;
     g.slices = static_cast<int>((a.vector_len + k.vt - 1) / k.vt);
-    g.cb_in_smem = p.cb_smem > 0;
-    const int64_t tiles = (a.num_index_rows() + k.r - 1) / k.r * g.slices;
-    int64_t grid = tiles;
-    if (g.cb_in_smem) grid = std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
+    int64_t grid;
+    if (p.fast) {
+      const FastGeometry f = fast_geometry(a);
+      g.rows_per_tile = f.rows_per_tile;
+      g.chunks_per_row = f.chunks;
+      g.units_per_item = f.units;
+      const int64_t tiles = (a.num_index_rows() + f.rows_per_tile - 1) / f.rows_per_tile;
+      const int row_bytes = L.v * static_cast<int>(dtype_size(dtype));
+      const bool staged = gpu::fast_cb_in_smem(L.index_bits, row_bytes) ||
+                          (L.k_res > 0 && gpu::fast_cb_in_smem(L.bits - L.index_bits, row_bytes));
+      grid = staged ? std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem))
+                    : tiles;
+    } else {
+      g.cb_in_smem = p.cb_smem > 0;
+      const int64_t tiles = (a.num_index_rows() + k.r - 1) / k.r * g.slices;
+      grid = tiles;
+      if (g.cb_in_smem) grid = std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
+    }
     grid = std::max<int64_t>(1, std::min<int64_t>(grid, 0x7fffffff));
     e = k.launch(g, p.cb_smem, static_cast<int>(grid), stream);
     if (e != gpuSuccess) return launch_error(k.name, e);

@@ -48,6 +48,9 @@ struct GemvArgs {
   int m = 0;                           // rows of X (<= MB)
   int slices = 1;                      // vector slices per index row
   int cb_in_smem = 0;                  // codebooks staged in dynamic shared memory
+  int rows_per_tile = 1;               // fast kernel (gemv_fast.cuh): index rows per block tile
+  int chunks_per_row = 1;              // fast kernel: warp items per index row (split-K)
+  int units_per_item = 32;             // fast kernel: 32-code units per warp item
 };
 
 // Load VT codebook components starting at p into fp32. EXACT: the row has exactly VT elements

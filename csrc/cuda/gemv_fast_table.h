@@ -1,0 +1,24 @@
+// csrc/cuda/gemv_fast_table.h: the specialised decode kernels that exist (gemv_fast.cuh), as
+// X-macros shared by the instantiation files (gemv_fast_<dtype>_m<MB>.cu) and the dispatch table
+// (dispatch.cu, kGemvTable). Which configuration gets which kernel is decided in dispatch.cu.
+//
+//   VPTQ_GEMV_FAST_LAYOUTS(X): X(V, IB, RB) = vector_len, index bits (log2 k), residual bits
+//     (log2 k_res, 0 = no residual). Element types: fp16 and bf16; MB in {1, 2, 4, 8}.
+//   VPTQ_GEMV_FAST_LAYOUTS_WIDE(X): the same for MB in {1, 2} only (V * MB accumulators above 32
+//     spill registers: measured 4.8-9.6 KB of spills per thread for V = 12 / 16 at MB = 8); larger
+//     M with these layouts takes the generic kernel.
+#pragma once
+
+#define VPTQ_GEMV_FAST_LAYOUTS(X) \
+  X(8, 8, 8)    /* v8-k256-256,   T = 16, both codebooks in shared memory */ \
+  X(8, 8, 0)    /* v8-k256,       T = 8 */                                   \
+  X(8, 12, 0)   /* v8-k4096,      T = 12 */                                  \
+  X(6, 12, 0)   /* v6-k4096,      T = 12 */                                  \
+  X(8, 12, 8)   /* v8-k4096-256,  T = 20 */                                  \
+  X(8, 13, 8)   /* v8-k8192-256,  T = 21 (4-byte index loads) */             \
+  X(8, 16, 0)   /* v8-k65536,     T = 16 */                                  \
+  X(8, 16, 8)   /* v8-k65536-256, T = 24 */
+
+#define VPTQ_GEMV_FAST_LAYOUTS_WIDE(X) \
+  X(12, 12, 12) /* v12-k4096-4096, T = 24 */ \
+  X(16, 16, 16) /* v16-k65536-65536, T = 32 */
