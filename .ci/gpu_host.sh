@@ -33,7 +33,7 @@ for step in $steps; do
         || { tail -40 "$OUT/build.log"; exit 1; }
       cat build/gpu/build_report.txt ;;
     test)
-      timeout 420 $py -m pytest -q -rs -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest.log" | tail -40 ;;
+      timeout 420 $py -m pytest -q -rs tests 2>&1 | tee "$OUT/pytest.log" | tail -40 ;;
     sanitize)
       for tool in memcheck racecheck; do
         VPTQ_CUDA_TEST_QUICK=1 timeout 150 compute-sanitizer --tool $tool --error-exitcode 7 \

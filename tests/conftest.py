@@ -78,7 +78,8 @@ class _ModelStore:
 @pytest.fixture(scope="session")
 def _model_store(tmp_path_factory, pytestconfig) -> _ModelStore:
     cache_root = None
-    if not os.environ.get("VPTQ_TEST_NO_DISK_CACHE") and pytestconfig.cache is not None:
+    # getattr: with `-p no:cacheprovider` the config has no cache attribute at all
+    if not os.environ.get("VPTQ_TEST_NO_DISK_CACHE") and getattr(pytestconfig, "cache", None) is not None:
         cache_root = Path(pytestconfig.cache.mkdir("vptq-models"))
     return _ModelStore(tmp_path_factory, cache_root)
 

@@ -197,12 +197,13 @@ def test_kernel_names_follow_the_dispatch_table():
     attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=8, k=256)).as_dict()
     # fp16 / bf16, (v, index bits, residual bits) in gemv_fast_table.h, group_size % 32 == 0
     assert mod.gemm_cuda_kernel_name(attrs, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=0,MB=1>"
-    assert mod.gemm_cuda_kernel_name(attrs, "bfloat16", 3) == "vptq_gemv_fast<bfloat16,V=8,IB=8,RB=0,MB=4>"
+    assert mod.gemm_cuda_kernel_name(attrs, "bfloat16", 8) == "vptq_gemv_fast<bfloat16,V=8,IB=8,RB=0,MB=8>"
+    assert mod.gemm_cuda_kernel_name(attrs, "bfloat16", 3) == "vptq_gemv<bfloat16,VT=8,MB=4,R=1,exact=true>"
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1) == "vptq_gemv<float32,VT=8,MB=1,R=1,exact=true>"
     wide = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=16, k=65536,
                                                       k_res=65536)).as_dict()
-    assert mod.gemm_cuda_kernel_name(wide, "float16", 2) == "vptq_gemv_fast<float16,V=16,IB=16,RB=16,MB=2>"
-    assert mod.gemm_cuda_kernel_name(wide, "float16", 3) == "vptq_gemv<float16,VT=16,MB=4,R=1,exact=true>"
+    assert mod.gemm_cuda_kernel_name(wide, "float16", 1) == "vptq_gemv_fast<float16,V=16,IB=16,RB=16,MB=1>"
+    assert mod.gemm_cuda_kernel_name(wide, "float16", 2) == "vptq_gemv<float16,VT=16,MB=2,R=1,exact=true>"
     outl = OpAttributes.from_spec(synthetic.make_spec(in_features=96, out_features=48, v=8, k=256,
                                                       outlier_size=32, v_o=4, k_o=16)).as_dict()
     assert mod.gemm_cuda_kernel_name(outl, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,R=1,exact=true>"

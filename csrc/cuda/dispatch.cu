@@ -4,6 +4,7 @@
 // Dispatch (one table, kGemvTable below, plus the rules in select_gemv() and plan()):
 //   M == 0                           nothing to do
 //   M <= VPTQ_GEMV_MAX_M (8)         decode, MB = smallest of {1,2,4,8} >= M:
+//                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
 //     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
 //                                    is one of gemv_fast_table.h, there are no outlier columns,
 //                                    group_size is a multiple of 32, G * group_size <= 65536,
@@ -94,11 +95,9 @@ struct GemvEntry {
   {DT, V, true, MB, 1, IB, RB, &gpu::launch_gemv_fast<T, V, IB, RB, MB>,                      \
    &gpu::gemv_fast_blocks_per_sm<T, V, IB, RB, MB>,                                          \
    "vptq_gemv_fast<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",MB=" #MB ">"},
-#define VPTQ_FAST_ROWS(T, DT, DTNAME, V, IB, RB)                                                \
-  VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 1) VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 2)      \
-  VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 4) VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 8)
-#define VPTQ_FAST_ROWS_WIDE(T, DT, DTNAME, V, IB, RB)                                           \
-  VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 1) VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 2)
+#define VPTQ_FAST_ROWS(T, DT, DTNAME, V, IB, RB) \
+  VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 1) VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 8)
+#define VPTQ_FAST_ROWS_WIDE(T, DT, DTNAME, V, IB, RB) VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, 1)
 #define VPTQ_FAST_F16(V, IB, RB) VPTQ_FAST_ROWS(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_FAST_BF16(V, IB, RB) VPTQ_FAST_ROWS(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 #define VPTQ_FAST_F16_W(V, IB, RB) VPTQ_FAST_ROWS_WIDE(gpu_half, DType::kFloat16, "float16", V, IB, RB)

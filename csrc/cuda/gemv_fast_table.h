@@ -3,10 +3,12 @@
 // (dispatch.cu, kGemvTable). Which configuration gets which kernel is decided in dispatch.cu.
 //
 //   VPTQ_GEMV_FAST_LAYOUTS(X): X(V, IB, RB) = vector_len, index bits (log2 k), residual bits
-//     (log2 k_res, 0 = no residual). Element types: fp16 and bf16; MB in {1, 2, 4, 8}.
-//   VPTQ_GEMV_FAST_LAYOUTS_WIDE(X): the same for MB in {1, 2} only (V * MB accumulators above 32
-//     spill registers: measured 4.8-9.6 KB of spills per thread for V = 12 / 16 at MB = 8); larger
-//     M with these layouts takes the generic kernel.
+//     (log2 k_res, 0 = no residual). Element types: fp16 and bf16; MB in {1, 8}.
+//   VPTQ_GEMV_FAST_LAYOUTS_WIDE(X): the same for MB = 1 only (V * MB accumulators above 32 spill
+//     registers: 4.8-9.6 KB of spills per thread for V = 12 / 16 at MB = 8).
+// MB = 2 and 4 are not compiled: measured on the H100 (8B up), the generic kernel is faster there
+// (v8-k256-256 M = 2: 50.5 us generic, 63.9 us fast; v6-k4096: 64.0 against 79.2), while MB = 8
+// gains (v8-k256-256 M = 8: 163.6 -> 102.4 us). M in 2..4 therefore takes the generic kernel.
 #pragma once
 
 #define VPTQ_GEMV_FAST_LAYOUTS(X) \
