@@ -168,17 +168,9 @@ py::object gemm_cuda_tensors(py::object x_obj, const py::dict& attrs, py::args w
                             ", got " + vptq_py::shape_str(t.shape));
     views.push_back(std::move(t));
   }
-  auto ptr = [&](int slot) -> const void* { return slot > 0 ? views[slot - 1].data : nullptr; };
-  vptq::LayerTensors tensors;
-  tensors.packed_indices = static_cast<const int32_t*>(ptr(slots.packed_indices));
-  tensors.centroids = ptr(slots.centroids);
-  tensors.res_centroids = ptr(slots.res_centroids);
-  tensors.outlier_indices = static_cast<const int32_t*>(ptr(slots.outlier_indices));
-  tensors.outlier_centroids = ptr(slots.outlier_centroids);
-  tensors.perm = static_cast<const int32_t*>(ptr(slots.perm));
-  tensors.weight_scale = ptr(slots.weight_scale);
-  tensors.weight_bias = ptr(slots.weight_bias);
-  tensors.bias = ptr(slots.bias);
+  std::vector<const void*> input_ptrs(1, nullptr);  // slot 0 is X
+  for (const auto& v : views) input_ptrs.push_back(v.data);
+  const vptq::LayerTensors tensors = vptq::layer_tensors(slots, input_ptrs.data());
 
   std::vector<int64_t> yshape(x.shape.begin(), x.shape.end() - 1);
   yshape.push_back(a.out_features);

@@ -164,17 +164,7 @@ struct Kernel {
     if (OrtStatus* st = g_api->GetTensorMutableData(out, &y)) return make_status(ORT_FAIL, node, take_message(st));
     if (m == 0) return nullptr;
 
-    auto ptr = [&](int slot) -> const void* { return slot >= 0 ? data[slot] : nullptr; };
-    vptq::LayerTensors t;
-    t.packed_indices = static_cast<const int32_t*>(ptr(slots.packed_indices));
-    t.centroids = ptr(slots.centroids);
-    t.res_centroids = ptr(slots.res_centroids);
-    t.outlier_indices = static_cast<const int32_t*>(ptr(slots.outlier_indices));
-    t.outlier_centroids = ptr(slots.outlier_centroids);
-    t.perm = static_cast<const int32_t*>(ptr(slots.perm));
-    t.weight_scale = ptr(slots.weight_scale);
-    t.weight_bias = ptr(slots.weight_bias);
-    t.bias = ptr(slots.bias);
+    const vptq::LayerTensors t = vptq::layer_tensors(slots, data.data());
 
     std::string err;
     if (cuda) {

@@ -3,7 +3,6 @@
 
 #include <cstring>
 #include <limits>
-#include <sstream>
 
 namespace vptq_trt {
 
@@ -189,10 +188,11 @@ const PluginFieldCollection* advertised_fields() noexcept {
 }
 
 std::string describe(const PluginConfig& cfg) {
-  std::ostringstream s;
-  for (int i = 0; i < kNumIntFields; ++i) s << kIntFieldNames[i] << '=' << int_field(cfg.attrs, i) << ' ';
-  s << "index_layout=" << cfg.index_layout;
-  return s.str();
+  // std::string only, no iostreams (see csrc/common/layer.cpp)
+  std::string s;
+  for (int i = 0; i < kNumIntFields; ++i)
+    s += std::string(kIntFieldNames[i]) + '=' + std::to_string(int_field(cfg.attrs, i)) + ' ';
+  return s + "index_layout=" + cfg.index_layout;
 }
 
 }  // namespace vptq_trt

@@ -15,7 +15,6 @@
 #include <deque>
 #include <limits>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -178,22 +177,23 @@ const char* field_type_name(PluginFieldType t) {
 }
 
 std::string fields_text(const PluginFieldCollection* fc) {
-  std::ostringstream s;
+  std::string s;
   if (!fc) return "";
   for (int i = 0; i < fc->nbFields; ++i) {
     const PluginField& f = fc->fields[i];
-    s << (f.name ? f.name : "") << ':' << field_type_name(f.type) << ':' << f.length << '=';
+    s += std::string(f.name ? f.name : "") + ':' + field_type_name(f.type) + ':' +
+         std::to_string(f.length) + '=';
     if (f.data && f.type == PluginFieldType::kINT32 && f.length >= 1) {
       int32_t v;
       std::memcpy(&v, f.data, sizeof v);
-      s << v;
+      s += std::to_string(v);
     } else if (f.data && f.type == PluginFieldType::kCHAR) {
       const char* c = static_cast<const char*>(f.data);
-      for (int k = 0; k < f.length && c[k]; ++k) s << c[k];
+      for (int k = 0; k < f.length && c[k]; ++k) s += c[k];
     }
-    s << '\n';
+    s += '\n';
   }
-  return s.str();
+  return s;
 }
 
 // Output dims of `plugin` for fully known input dims (the same path TensorRT takes, with every

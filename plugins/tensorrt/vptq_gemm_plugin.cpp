@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <new>
-#include <sstream>
 
 #include "plugin_log.h"
 #include "vptq/cuda.h"
@@ -67,22 +66,20 @@ const char* input_name(const vptq::InputSlots& s, int pos) {
 }
 
 std::string shape_text(const int64_t* d, int rank) {
-  std::ostringstream s;
-  s << '[';
-  for (int i = 0; i < rank; ++i) s << (i ? ", " : "") << (d[i] < 0 ? std::string("?") : std::to_string(d[i]));
-  s << ']';
-  return s.str();
+  std::string s = "[";
+  for (int i = 0; i < rank; ++i) s += (i ? ", " : "") + (d[i] < 0 ? std::string("?") : std::to_string(d[i]));
+  return s + "]";
 }
 
 std::string input_count_problem(const vptq::LayerAttributes& a, int32_t nbInputs, int32_t nbOutputs) {
   if (nbInputs != a.num_inputs()) {
-    std::ostringstream s;
-    s << "has " << nbInputs << " inputs, but its attributes need " << a.num_inputs()
-      << " (X, packed_indices, centroids" << (a.has_residual() ? ", res_centroids" : "")
-      << (a.has_outliers() ? ", outlier_indices, outlier_centroids" : "") << (a.has_perm ? ", perm" : "")
-      << (a.has_norm ? ", weight_scale, weight_bias" : "") << (a.has_bias ? ", bias" : "")
-      << "); optional inputs are omitted, never passed empty (docs/op-spec.md)";
-    return s.str();
+    return "has " + std::to_string(nbInputs) + " inputs, but its attributes need " +
+           std::to_string(a.num_inputs()) + " (X, packed_indices, centroids" +
+           (a.has_residual() ? ", res_centroids" : "") +
+           (a.has_outliers() ? ", outlier_indices, outlier_centroids" : "") +
+           (a.has_perm ? ", perm" : "") + (a.has_norm ? ", weight_scale, weight_bias" : "") +
+           (a.has_bias ? ", bias" : "") +
+           "); optional inputs are omitted, never passed empty (docs/op-spec.md)";
   }
   if (nbOutputs != 1) return "has " + std::to_string(nbOutputs) + " outputs, expected 1 (Y)";
   return "";
@@ -330,17 +327,7 @@ int32_t VPTQGemmPlugin::enqueue(const PluginTensorDesc* inputDesc, const PluginT
     const int64_t m = rows_of(xd);
     if (m < 0) return fail("enqueue: X has an unresolved dimension");
     const vptq::InputSlots& s = slots_;
-    auto ptr = [&](int slot) -> const void* { return slot >= 0 ? inputs[slot] : nullptr; };
-    vptq::LayerTensors t;
-    t.packed_indices = static_cast<const int32_t*>(ptr(s.packed_indices));
-    t.centroids = ptr(s.centroids);
-    t.res_centroids = ptr(s.res_centroids);
-    t.outlier_indices = static_cast<const int32_t*>(ptr(s.outlier_indices));
-    t.outlier_centroids = ptr(s.outlier_centroids);
-    t.perm = static_cast<const int32_t*>(ptr(s.perm));
-    t.weight_scale = ptr(s.weight_scale);
-    t.weight_bias = ptr(s.weight_bias);
-    t.bias = ptr(s.bias);
+    const vptq::LayerTensors t = vptq::layer_tensors(s, inputs);
     ensure_blas();  // no-op after onShapeChange; covers hosts that skip it
     const size_t ws = vptq::gemm_cuda_workspace_bytes(cfg_.attrs, dtype, m);
     const std::string err =

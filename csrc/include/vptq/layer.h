@@ -93,4 +93,21 @@ struct LayerTensors {
   const void* bias = nullptr;                // [O]                     (has_bias)
 };
 
+// LayerTensors from the node's input pointers, indexed by input position (inputs[0] is X);
+// absent inputs (slot -1) stay null. The one place every adapter maps slots to tensors.
+inline LayerTensors layer_tensors(const InputSlots& s, const void* const* inputs) {
+  auto at = [&](int slot) -> const void* { return slot >= 0 ? inputs[slot] : nullptr; };
+  LayerTensors t;
+  t.packed_indices = static_cast<const int32_t*>(at(s.packed_indices));
+  t.centroids = at(s.centroids);
+  t.res_centroids = at(s.res_centroids);
+  t.outlier_indices = static_cast<const int32_t*>(at(s.outlier_indices));
+  t.outlier_centroids = at(s.outlier_centroids);
+  t.perm = static_cast<const int32_t*>(at(s.perm));
+  t.weight_scale = at(s.weight_scale);
+  t.weight_bias = at(s.weight_bias);
+  t.bias = at(s.bias);
+  return t;
+}
+
 }  // namespace vptq
