@@ -117,4 +117,69 @@ inline TensorView empty_like_kind(const TensorView& like, const std::vector<int6
   return v;
 }
 
+// Defined in module.cpp, shared with bind_cuda.cpp.
+vptq::LayerAttributes attributes_from_dict(const py::dict& d);
+std::vector<std::string> input_names(const vptq::LayerAttributes& a, const vptq::InputSlots& s);
+
+// The node's inputs from Python: X plus the weight inputs (positional, or one dict by input name),
+// checked against the attributes: count, dtype (int32 for indices/perm, X's dtype otherwise),
+// shape, and (want_cuda) all on X's CUDA device. `weights` keeps the views alive.
+struct CheckedInputs {
+  TensorView x;
+  std::vector<TensorView> weights;
+  vptq::LayerTensors tensors;
+};
+
+inline CheckedInputs checked_inputs(const py::object& x_obj, const vptq::LayerAttributes& a,
+                                    const vptq::InputSlots& slots, const py::args& weights,
+                                    bool want_cuda) {
+  const std::vector<std::string> names = input_names(a, slots);
+  std::vector<py::object> objs;
+  if (weights.size() == 1 && py::isinstance<py::dict>(weights[0])) {
+    py::dict byname = weights[0];
+    for (int i = 1; i < slots.count; ++i) {
+      if (!byname.contains(names[i]))
+        throw py::value_error("VPTQGemm: weight input '" + names[i] + "' missing from the dict");
+      objs.push_back(byname[names[i].c_str()]);
+    }
+  } else {
+    if (static_cast<int>(weights.size()) != slots.count - 1)
+      throw py::value_error("VPTQGemm: these attributes need " + std::to_string(slots.count - 1) +
+                            " weight inputs after X, got " + std::to_string(weights.size()));
+    for (auto w : weights) objs.push_back(py::reinterpret_borrow<py::object>(w));
+  }
+
+  CheckedInputs in;
+  in.x = view_tensor(x_obj, "X", want_cuda);
+  const TensorView& x = in.x;
+  if (x.kind == Kind::kInt32) throw py::type_error("VPTQGemm: X must be a float tensor");
+  if (x.shape.empty() || x.shape.back() != a.in_features)
+    throw py::value_error("VPTQGemm: X.shape[-1] must be in_features = " +
+                          std::to_string(a.in_features) + ", got shape " + shape_str(x.shape));
+  for (int i = 1; i < slots.count; ++i) {
+    TensorView t = view_tensor(objs[i - 1], names[i], want_cuda);
+    if (want_cuda && !t.owner.attr("device").equal(x.owner.attr("device")))
+      throw py::value_error("VPTQGemm: input '" + names[i] + "' is on " +
+                            std::string(py::str(t.owner.attr("device"))) + ", X on " +
+                            std::string(py::str(x.owner.attr("device"))));
+    const bool is_int = i == slots.packed_indices || i == slots.outlier_indices || i == slots.perm;
+    if (is_int && t.kind != Kind::kInt32)
+      throw py::type_error("VPTQGemm: input '" + names[i] + "' must be int32, got " + t.dtype_name);
+    if (!is_int && t.kind != x.kind)
+      throw py::type_error("VPTQGemm: input '" + names[i] + "' must have X's dtype " +
+                           x.dtype_name + ", got " + t.dtype_name);
+    int64_t dims[3];
+    const int rank = vptq::expected_input_shape(a, slots, i, dims);
+    std::vector<int64_t> want(dims, dims + rank);
+    if (t.shape != want)
+      throw py::value_error("VPTQGemm: input '" + names[i] + "' must have shape " +
+                            shape_str(want) + ", got " + shape_str(t.shape));
+    in.weights.push_back(std::move(t));
+  }
+  std::vector<const void*> input_ptrs(1, nullptr);  // slot 0 is X
+  for (const auto& v : in.weights) input_ptrs.push_back(v.data);
+  in.tensors = vptq::layer_tensors(slots, input_ptrs.data());
+  return in;
+}
+
 }  // namespace vptq_py

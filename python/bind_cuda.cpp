@@ -34,12 +34,6 @@
 
 namespace py = pybind11;
 
-namespace vptq_py {
-// Defined in module.cpp.
-vptq::LayerAttributes attributes_from_dict(const py::dict& d);
-std::vector<std::string> input_names(const vptq::LayerAttributes& a, const vptq::InputSlots& s);
-}  // namespace vptq_py
-
 namespace {
 
 constexpr int kMaxDevices = 64;
@@ -124,53 +118,10 @@ py::object gemm_cuda_tensors(py::object x_obj, const py::dict& attrs, py::args w
   using vptq_py::TensorView;
   const vptq::LayerAttributes a = checked_attributes(attrs);
   const vptq::InputSlots slots = vptq::input_slots(a);
-  const std::vector<std::string> names = vptq_py::input_names(a, slots);
-
-  std::vector<py::object> objs;
-  if (weights.size() == 1 && py::isinstance<py::dict>(weights[0])) {
-    py::dict byname = weights[0];
-    for (int i = 1; i < slots.count; ++i) {
-      if (!byname.contains(names[i]))
-        throw py::value_error("VPTQGemm: weight input '" + names[i] + "' missing from the dict");
-      objs.push_back(byname[names[i].c_str()]);
-    }
-  } else {
-    if (static_cast<int>(weights.size()) != slots.count - 1)
-      throw py::value_error("VPTQGemm: these attributes need " + std::to_string(slots.count - 1) +
-                            " weight inputs after X, got " + std::to_string(weights.size()));
-    for (auto w : weights) objs.push_back(py::reinterpret_borrow<py::object>(w));
-  }
-
-  TensorView x = vptq_py::view_tensor(x_obj, "X", /*want_cuda=*/true);
-  if (x.kind == vptq_py::Kind::kInt32) throw py::type_error("VPTQGemm: X must be a float tensor");
-  if (x.shape.empty() || x.shape.back() != a.in_features)
-    throw py::value_error("VPTQGemm: X.shape[-1] must be in_features = " + std::to_string(a.in_features) +
-                          ", got shape " + vptq_py::shape_str(x.shape));
+  const vptq_py::CheckedInputs in = vptq_py::checked_inputs(x_obj, a, slots, weights, /*want_cuda=*/true);
+  const TensorView& x = in.x;
+  const vptq::LayerTensors& tensors = in.tensors;
   const py::object device = x.owner.attr("device");
-  std::vector<TensorView> views;
-  for (int i = 1; i < slots.count; ++i) {
-    TensorView t = vptq_py::view_tensor(objs[i - 1], names[i], /*want_cuda=*/true);
-    const py::object t_device = t.owner.attr("device");
-    if (!t_device.equal(device))
-      throw py::value_error("VPTQGemm: input '" + names[i] + "' is on " + std::string(py::str(t.owner.attr("device"))) +
-                            ", X on " + std::string(py::str(device)));
-    const bool is_int = i == slots.packed_indices || i == slots.outlier_indices || i == slots.perm;
-    if (is_int && t.kind != vptq_py::Kind::kInt32)
-      throw py::type_error("VPTQGemm: input '" + names[i] + "' must be int32, got " + t.dtype_name);
-    if (!is_int && t.kind != x.kind)
-      throw py::type_error("VPTQGemm: input '" + names[i] + "' must have X's dtype " + x.dtype_name + ", got " +
-                           t.dtype_name);
-    int64_t dims[3];
-    const int rank = vptq::expected_input_shape(a, slots, i, dims);
-    std::vector<int64_t> want(dims, dims + rank);
-    if (t.shape != want)
-      throw py::value_error("VPTQGemm: input '" + names[i] + "' must have shape " + vptq_py::shape_str(want) +
-                            ", got " + vptq_py::shape_str(t.shape));
-    views.push_back(std::move(t));
-  }
-  std::vector<const void*> input_ptrs(1, nullptr);  // slot 0 is X
-  for (const auto& v : views) input_ptrs.push_back(v.data);
-  const vptq::LayerTensors tensors = vptq::layer_tensors(slots, input_ptrs.data());
 
   std::vector<int64_t> yshape(x.shape.begin(), x.shape.end() - 1);
   yshape.push_back(a.out_features);
