@@ -130,6 +130,19 @@ __device__ __forceinline__ void warp_reduce_scatter(float (&a)[N], int lane) {
   reduce_scatter_step<N, N, VPTQ_WARP_SIZE / 2>(a, lane);
 }
 
+// Epilogue shared by every decode kernel: output row o of token m gets its reduced dot product,
+// the per-token constant of the folded norm bias (summed over its parts) and the output bias.
+template <typename T>
+__device__ inline void store_output(const GemvArgs& a, int m, int o, float sum) {
+  if (a.row_const_parts) {
+    float c = 0.f;
+    for (int p = 0; p < a.row_const_nparts; ++p) c += a.row_const_parts[m * a.row_const_nparts + p];
+    sum += c;
+  }
+  if (a.bias) sum += to_float(static_cast<const T*>(a.bias)[o]);
+  static_cast<T*>(a.y)[static_cast<size_t>(m) * a.L.out_features + o] = from_float<T>(sum);
+}
+
 template <typename T, int VT, int MB, int R, bool EXACT>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char gemv_smem[];
@@ -261,13 +274,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
       if (m < a.m && j < valid && r0 + q < L.index_rows && o < L.out_features) {
         float sum = 0.f;
         for (int w = 0; w < kWarps; ++w) sum += red[w][t];
-        if (a.row_const_parts) {
-          float c = 0.f;
-          for (int p = 0; p < a.row_const_nparts; ++p) c += a.row_const_parts[m * a.row_const_nparts + p];
-          sum += c;
-        }
-        if (a.bias) sum += to_float(static_cast<const T*>(a.bias)[o]);
-        static_cast<T*>(a.y)[static_cast<size_t>(m) * L.out_features + o] = from_float<T>(sum);
+        store_output<T>(a, m, o, sum);
       }
     }
     __syncthreads();

@@ -360,13 +360,7 @@ __global__ void __launch_bounds__(kFastThreads, 2) gemv_fast_kernel(GemvArgs a) 
       if (m < a.m && r < L.index_rows && o < L.out_features) {
         float sum = 0.f;
         for (int q = 0; q < S; ++q) sum += part[(rr * S + q) * kAccP + rem];
-        if (a.row_const_parts) {
-          float cst = 0.f;
-          for (int p = 0; p < a.row_const_nparts; ++p) cst += a.row_const_parts[m * a.row_const_nparts + p];
-          sum += cst;
-        }
-        if (a.bias) sum += to_float(static_cast<const T*>(a.bias)[o]);
-        static_cast<T*>(a.y)[static_cast<size_t>(m) * L.out_features + o] = from_float<T>(sum);
+        store_output<T>(a, m, o, sum);
       }
     }
     __syncthreads();
