@@ -3,7 +3,7 @@
 # H100, from the repository root, with the ignored folder .gpu-carry/ (ort-include/,
 # trt-include/: the headers .ci/fetch_*_headers.sh fetched) and, when staged by
 # ../shared/device/stage.sh, /tmp/stage (onnxruntime-gpu, TensorRT-RTX, polygraphy).
-#   bash .ci/gpu_host.sh [steps...]     steps: build test sanitize compare rtx kernels e2e
+#   bash .ci/gpu_host.sh [steps...]     steps: build test sanitize compare rtx kernels e2e diag
 # Logs and reports go to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +67,32 @@ for step in $steps; do
           2>&1 | tee "$OUT/e2e_$cb.txt" | tail -20
         rm -rf $work/$cb $work/$cb-onnx
       done ;;
+    diag)
+      # Native backtraces for crashes / hangs: libraries each .so links, then suspect runs under
+      # gdb (segfault / abort) or attached after DIAG_HANG_S seconds (hang).
+      nvcc --version | tail -1
+      for f in vptq_export/_kernels*.so vptq_export/lib/*.so; do
+        echo "--- $f"; readelf -d "$f" | grep -E "NEEDED|RPATH|RUNPATH" | sed 's/^ *//'
+        ldd "$f" | grep -E "cublas|cudart|stdc" | sed 's/^\t*/  /'
+      done
+      gdb=$(command -v gdb || command -v cuda-gdb)
+      # DIAG_FILE: one shell command a line (the cases)
+      while IFS= read -r c <&3; do
+        [ -n "$c" ] || continue
+        echo "=== diag case: $c"
+        n=$((${n:-0}+1)); log="$OUT/diag_$n.log"
+        ( eval "$c" ) > "$log" 2>&1 &
+        pid=$!; t=0
+        while kill -0 $pid 2> /dev/null && [ $t -lt ${DIAG_HANG_S:-120} ]; do sleep 2; t=$((t+2)); done
+        if kill -0 $pid 2> /dev/null; then
+          echo "still running after ${t}s: attaching"
+          for p in $(pgrep -P $pid) $pid; do
+            $gdb -q -p $p -batch -ex "thread apply all bt 25" 2>&1 | grep -E "^#|^Thread" | head -80
+          done
+          kill -9 $pid $(pgrep -P $pid) 2> /dev/null
+        fi
+        wait $pid; echo "exit $?"; grep -E "^#[0-9]|Program|signal|passed|failed|FAILED|terminate|rror|Fatal|File \"|trace\]" "$log" | tail -70
+      done 3< "${DIAG_FILE:-/dev/null}" ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

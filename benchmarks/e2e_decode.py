@@ -13,6 +13,14 @@ tokens), random prompt tokens:
 - decode tok/s: batch B (1, 8) after a 128-token prompt, --decode-tokens steps; tokens/s =
   B · steps / time of those steps (the first token, i.e. the prefill, excluded).
 Each system runs alone (the previous one is freed first). Prints a table; --json for machines.
+
+--profile-tokens N: GPU time split of batch-1 decode. Kernels are recorded with CUPTI
+(torch.profiler, process-wide, so ORT's kernels are seen too) for a prefill-only run and for a
+prefill + N-token run of the same prompt; the difference, divided by N, is per decode step.
+Kernels are grouped by name: VPTQGemm (our kernels, "vptq" in the name), dense GEMM/GEMV
+(cuBLAS / cuBLASLt / CUTLASS: attention's QK^T and PV products and the dense lm_head), softmax,
+memcpy/memset, and everything else (norms, rotary, KV concat, casts, elementwise). "GPU idle" is
+wall time per step minus the summed kernel time: launch / host overhead.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--decode-prompt-len", type=int, default=128)
     p.add_argument("--decode-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--profile-tokens", type=int, default=0,
+                   help="also profile N decode steps at batch 1 (CUPTI via torch.profiler, every "
+                        "kernel in the process, ORT's included) and print the GPU time split")
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="cpu: a smoke run of this script (ORT CPU EP, fp32 PyTorch), no GPU")
@@ -58,6 +69,63 @@ def sync():
 def random_prompts(batch, length, vocab, seed):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(4, vocab, (batch, length), generator=g).tolist()
+
+
+def _kernel_family(name: str) -> str:
+    n = name.lower()
+    if "vptq" in n:
+        return "VPTQGemm"
+    if "memcpy" in n or "memset" in n:
+        return "memcpy/memset"
+    if "softmax" in n:
+        return "softmax"
+    if any(t in n for t in ("gemm", "gemv", "cutlass", "xmma", "cublas", "matmul", "splitkreduce")):
+        return "dense GEMM/GEMV (attention, lm_head)"
+    return "other kernels"
+
+
+def _kernel_times(prof) -> dict:
+    """{family: µs} and the largest single dense-GEMM kernel time, from a torch.profiler run."""
+    fam: dict[str, float] = {}
+    biggest = 0.0
+    for e in prof.events():
+        t = getattr(e, "device_time", None)
+        if t is None:
+            t = getattr(e, "cuda_time", 0.0)
+        if not t or str(getattr(e, "device_type", "")).endswith("CPU"):
+            continue
+        f = _kernel_family(e.name)
+        fam[f] = fam.get(f, 0.0) + t
+        if f.startswith("dense GEMM"):
+            biggest = max(biggest, t)
+    return fam, biggest
+
+
+def profile_split(backend, vocab, args) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    from vptq_export.runtime.generate import generate
+
+    prompts = random_prompts(1, args.decode_prompt_len, vocab, 11)
+    generate(backend, prompts, max_new_tokens=4)
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as p0:
+        generate(backend, prompts, max_new_tokens=1)
+        sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as p1:
+        res = generate(backend, prompts, max_new_tokens=args.profile_tokens + 1)
+        sync()
+    steps = len(res.step_times_s)
+    f0, _ = _kernel_times(p0)
+    f1, biggest = _kernel_times(p1)
+    per_step = {k: (f1.get(k, 0.0) - f0.get(k, 0.0)) / steps for k in set(f0) | set(f1)}
+    wall_us = 1e6 * sum(res.step_times_s) / steps
+    out = {f"{k} us/step": v for k, v in sorted(per_step.items(), key=lambda kv: -kv[1])}
+    out["largest dense GEMM kernel us (lm_head)"] = biggest
+    out["GPU kernel time us/step"] = sum(per_step.values())
+    out["wall us/step"] = wall_us
+    out["GPU idle us/step"] = wall_us - sum(per_step.values())
+    return out
 
 
 def measure(backend, vocab, args):
@@ -138,12 +206,23 @@ def main(argv=None) -> int:
     systems = [s for s in args.systems.split(",") if s]
     onnx_path = ensure_onnx(args) if "ort-cuda" in systems else None
     rows = {}
+    splits = {}
     for name in systems:
         label = name if cuda else name.replace("ort-cuda", "ort-cpu").replace("fp16", "fp32")
         print(f"[e2e] {label} ...", file=sys.stderr, flush=True)
         backend = open_system(name, args, onnx_path)
         try:
             rows[label] = measure(backend, vocab, args)
+            if args.profile_tokens and cuda:
+                try:
+                    split = profile_split(backend, vocab, args)
+                except Exception as exc:  # the timing rows stand without the profile
+                    split = {"profile failed": str(exc)}
+                print(f"[e2e] {label} decode GPU time split (batch 1):", file=sys.stderr)
+                for k, v in split.items():
+                    print(f"    {k}: {v:.1f}" if isinstance(v, float) else f"    {k}: {v}",
+                          file=sys.stderr, flush=True)
+                splits[label] = split
             if cuda:    # torch's allocator only: ORT's arena is not visible here
                 rows[label]["peak_torch_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30 \
                     if name != "ort-cuda" else float("nan")
@@ -163,13 +242,17 @@ def main(argv=None) -> int:
     except ImportError:
         pass
     if args.json:
-        print(json.dumps({"info": info, "results": rows}, indent=2))
+        print(json.dumps({"info": info, "results": rows, "decode_gpu_split": splits}, indent=2))
         return 0
     cols = sorted({k for r in rows.values() for k in r}, key=lambda k: (k.split("@")[0], len(k), k))
     print(" | ".join(f"{k}" for k in ["system"] + cols))
     print(" | ".join("---" for _ in range(len(cols) + 1)))
     for name, r in rows.items():
         print(" | ".join([name] + [f"{r.get(k, float('nan')):.1f}" for k in cols]))
+    for name, split in splits.items():
+        print(f"\n{name}: decode GPU time split, batch 1, per step")
+        for k, v in split.items():
+            print(f"  {k}: {v:.1f}" if isinstance(v, float) else f"  {k}: {v}")
     print(f"\n{info}")
     return 0
 

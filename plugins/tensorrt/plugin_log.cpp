@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 
 namespace vptq_trt {
 namespace {
@@ -10,6 +11,14 @@ std::atomic<nvinfer1::ILoggerFinder*> g_finder{nullptr};
 }  // namespace
 
 void set_logger_finder(nvinfer1::ILoggerFinder* finder) noexcept { g_finder.store(finder); }
+
+void trace(const char* method) noexcept {
+  static const bool enabled = [] {
+    const char* v = std::getenv("VPTQ_TRT_TRACE");
+    return v && *v && *v != '0';
+  }();
+  if (enabled) std::fprintf(stderr, "[vptq_trt trace] %s\n", method);
+}
 
 void log(nvinfer1::ILogger::Severity severity, const char* message) noexcept {
   nvinfer1::ILoggerFinder* finder = g_finder.load();

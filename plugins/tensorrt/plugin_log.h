@@ -16,6 +16,11 @@ void set_logger_finder(nvinfer1::ILoggerFinder* finder) noexcept;
 
 void log(nvinfer1::ILogger::Severity severity, const char* message) noexcept;
 
+// VPTQ_TRT_TRACE=1 in the environment: every plugin / creator method prints its name to stderr on
+// entry (diagnosing which call a host was making when it failed; off by default).
+void trace(const char* method) noexcept;
+#define VPTQ_TRT_TRACE() ::vptq_trt::trace(__PRETTY_FUNCTION__)
+
 inline void log_error(const std::string& message) noexcept {
   log(nvinfer1::ILogger::Severity::kERROR, message.c_str());
 }

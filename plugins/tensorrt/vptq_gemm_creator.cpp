@@ -12,6 +12,7 @@ namespace vptq_trt {
 
 nvinfer1::IPluginV3* VPTQGemmCreator::createPlugin(const char* name, const nvinfer1::PluginFieldCollection* fc,
                                                    nvinfer1::TensorRTPhase phase) noexcept {
+  VPTQ_TRT_TRACE();
   const std::string node = name ? name : "";
   try {
     const std::string where = std::string(kPluginName) + " node '" + node + "': ";
@@ -34,9 +35,21 @@ nvinfer1::IPluginV3* VPTQGemmCreator::createPlugin(const char* name, const nvinf
   }
 }
 
-const nvinfer1::PluginFieldCollection* VPTQGemmCreator::getFieldNames() noexcept { return advertised_fields(); }
-const char* VPTQGemmCreator::getPluginName() const noexcept { return kPluginName; }
-const char* VPTQGemmCreator::getPluginVersion() const noexcept { return kPluginVersion; }
-const char* VPTQGemmCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
+const nvinfer1::PluginFieldCollection* VPTQGemmCreator::getFieldNames() noexcept {
+  VPTQ_TRT_TRACE();
+  return advertised_fields();
+}
+const char* VPTQGemmCreator::getPluginName() const noexcept {
+  VPTQ_TRT_TRACE();
+  return kPluginName;
+}
+const char* VPTQGemmCreator::getPluginVersion() const noexcept {
+  VPTQ_TRT_TRACE();
+  return kPluginVersion;
+}
+const char* VPTQGemmCreator::getPluginNamespace() const noexcept {
+  VPTQ_TRT_TRACE();
+  return kPluginNamespace;
+}
 
 }  // namespace vptq_trt

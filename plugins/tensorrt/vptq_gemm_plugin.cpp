@@ -118,6 +118,7 @@ VPTQGemmPlugin::~VPTQGemmPlugin() {
 }
 
 int32_t VPTQGemmPlugin::fail(const std::string& what) const noexcept {
+  VPTQ_TRT_TRACE();
   try {
     log_error(std::string(kPluginName) + " node '" + name_ + "': " + what);
   } catch (...) {
@@ -131,6 +132,7 @@ bool VPTQGemmPlugin::is_int_input(int32_t pos) const {
 }
 
 nvinfer1::IPluginCapability* VPTQGemmPlugin::getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept {
+  VPTQ_TRT_TRACE();
   switch (type) {
     case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
     case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
@@ -140,6 +142,7 @@ nvinfer1::IPluginCapability* VPTQGemmPlugin::getCapabilityInterface(nvinfer1::Pl
 }
 
 nvinfer1::IPluginV3* VPTQGemmPlugin::clone() noexcept {
+  VPTQ_TRT_TRACE();
   try {
     return new VPTQGemmPlugin(*this);
   } catch (...) {
@@ -189,6 +192,7 @@ std::string VPTQGemmPlugin::check_inputs(const Dims* dims, const DataType* types
 
 int32_t VPTQGemmPlugin::configurePlugin(const DynamicPluginTensorDesc* in, int32_t nbInputs,
                                         const DynamicPluginTensorDesc* out, int32_t nbOutputs) noexcept {
+  VPTQ_TRT_TRACE();
   try {
     (void)out;
     if (!in || nbInputs < 1) return fail(input_count_problem(cfg_.attrs, nbInputs, nbOutputs));
@@ -208,6 +212,7 @@ int32_t VPTQGemmPlugin::configurePlugin(const DynamicPluginTensorDesc* in, int32
 
 int32_t VPTQGemmPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, const DataType* inputTypes,
                                            int32_t nbInputs) const noexcept {
+  VPTQ_TRT_TRACE();
   try {
     std::string err = input_count_problem(cfg_.attrs, nbInputs, nbOutputs);
     if (!err.empty()) return fail(err);
@@ -224,6 +229,7 @@ int32_t VPTQGemmPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutp
 int32_t VPTQGemmPlugin::getOutputShapes(const DimsExprs* inputs, int32_t nbInputs, const DimsExprs* shapeInputs,
                                         int32_t nbShapeInputs, DimsExprs* outputs, int32_t nbOutputs,
                                         nvinfer1::IExprBuilder& exprBuilder) noexcept {
+  VPTQ_TRT_TRACE();
   try {
     (void)shapeInputs;
     (void)nbShapeInputs;
@@ -251,6 +257,7 @@ int32_t VPTQGemmPlugin::getOutputShapes(const DimsExprs* inputs, int32_t nbInput
 
 bool VPTQGemmPlugin::supportsFormatCombination(int32_t pos, const DynamicPluginTensorDesc* inOut,
                                                int32_t nbInputs, int32_t nbOutputs) noexcept {
+  VPTQ_TRT_TRACE();
   if (nbInputs != cfg_.attrs.num_inputs() || nbOutputs != 1 || pos < 0 || pos >= nbInputs + nbOutputs)
     return false;
   const PluginTensorDesc& d = inOut[pos].desc;
@@ -262,6 +269,7 @@ bool VPTQGemmPlugin::supportsFormatCombination(int32_t pos, const DynamicPluginT
 
 size_t VPTQGemmPlugin::getWorkspaceSize(const DynamicPluginTensorDesc* inputs, int32_t nbInputs,
                                         const DynamicPluginTensorDesc* outputs, int32_t nbOutputs) const noexcept {
+  VPTQ_TRT_TRACE();
   (void)outputs;
   (void)nbOutputs;
   if (!inputs || nbInputs < 1) return 0;
@@ -279,6 +287,7 @@ size_t VPTQGemmPlugin::getWorkspaceSize(const DynamicPluginTensorDesc* inputs, i
 }
 
 void VPTQGemmPlugin::ensure_blas() noexcept {
+  VPTQ_TRT_TRACE();
 #if defined(VPTQ_WITH_BLAS) && VPTQ_WITH_BLAS
   if (blas_ || blas_tried_) return;
   blas_tried_ = true;
@@ -295,6 +304,7 @@ void VPTQGemmPlugin::ensure_blas() noexcept {
 
 int32_t VPTQGemmPlugin::onShapeChange(const PluginTensorDesc* in, int32_t nbInputs, const PluginTensorDesc* out,
                                       int32_t nbOutputs) noexcept {
+  VPTQ_TRT_TRACE();
   try {
     (void)out;
     if (!in || nbInputs < 1 || nbInputs > 16) return fail(input_count_problem(cfg_.attrs, nbInputs, nbOutputs));
@@ -316,6 +326,7 @@ int32_t VPTQGemmPlugin::onShapeChange(const PluginTensorDesc* in, int32_t nbInpu
 int32_t VPTQGemmPlugin::enqueue(const PluginTensorDesc* inputDesc, const PluginTensorDesc* outputDesc,
                                 const void* const* inputs, void* const* outputs, void* workspace,
                                 cudaStream_t stream) noexcept {
+  VPTQ_TRT_TRACE();
   try {
     (void)outputDesc;
     vptq::DType dtype;
@@ -339,11 +350,13 @@ int32_t VPTQGemmPlugin::enqueue(const PluginTensorDesc* inputDesc, const PluginT
 }
 
 nvinfer1::IPluginV3* VPTQGemmPlugin::attachToContext(nvinfer1::IPluginResourceContext* context) noexcept {
+  VPTQ_TRT_TRACE();
   (void)context;
   return clone();  // each execution context gets its own object (and its own cuBLAS handle)
 }
 
 const nvinfer1::PluginFieldCollection* VPTQGemmPlugin::getFieldsToSerialize() noexcept {
+  VPTQ_TRT_TRACE();
   try {
     return serialized_.fill(cfg_);
   } catch (...) {

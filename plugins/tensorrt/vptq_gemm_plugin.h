@@ -13,6 +13,7 @@
 #include <string>
 
 #include "plugin_fields.h"
+#include "plugin_log.h"
 
 namespace vptq_trt {
 
@@ -34,9 +35,9 @@ class VPTQGemmPlugin final : public nvinfer1::IPluginV3,
   nvinfer1::IPluginV3* clone() noexcept override;
 
   // IPluginV3OneCore
-  const char* getPluginName() const noexcept override { return kPluginName; }
-  const char* getPluginVersion() const noexcept override { return kPluginVersion; }
-  const char* getPluginNamespace() const noexcept override { return kPluginNamespace; }
+  const char* getPluginName() const noexcept override { VPTQ_TRT_TRACE(); return kPluginName; }
+  const char* getPluginVersion() const noexcept override { VPTQ_TRT_TRACE(); return kPluginVersion; }
+  const char* getPluginNamespace() const noexcept override { VPTQ_TRT_TRACE(); return kPluginNamespace; }
 
   // IPluginV3OneBuild
   int32_t configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
@@ -49,12 +50,12 @@ class VPTQGemmPlugin final : public nvinfer1::IPluginV3,
                           nvinfer1::IExprBuilder& exprBuilder) noexcept override;
   bool supportsFormatCombination(int32_t pos, const nvinfer1::DynamicPluginTensorDesc* inOut,
                                  int32_t nbInputs, int32_t nbOutputs) noexcept override;
-  int32_t getNbOutputs() const noexcept override { return 1; }
+  int32_t getNbOutputs() const noexcept override { VPTQ_TRT_TRACE(); return 1; }
   size_t getWorkspaceSize(const nvinfer1::DynamicPluginTensorDesc* inputs, int32_t nbInputs,
                           const nvinfer1::DynamicPluginTensorDesc* outputs,
                           int32_t nbOutputs) const noexcept override;
-  const char* getTimingCacheID() noexcept override { return description_.c_str(); }
-  const char* getMetadataString() noexcept override { return description_.c_str(); }
+  const char* getTimingCacheID() noexcept override { VPTQ_TRT_TRACE(); return description_.c_str(); }
+  const char* getMetadataString() noexcept override { VPTQ_TRT_TRACE(); return description_.c_str(); }
 
   // IPluginV3OneRuntime
   int32_t onShapeChange(const nvinfer1::PluginTensorDesc* in, int32_t nbInputs,

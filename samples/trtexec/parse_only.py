@@ -13,18 +13,35 @@ import argparse
 import sys
 
 
+def _flushing_logger(trt, min_severity):
+    """A logger that writes each message to stderr at once: trt.Logger's own output may still sit in
+    a buffer when the process aborts, hiding the last (most useful) message."""
+
+    class FlushingLogger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+
+        def log(self, severity, msg):
+            if int(severity) <= int(min_severity):
+                print(f"[TRT] [{str(severity).split('.')[-1]}] {msg}", file=sys.stderr, flush=True)
+
+    return FlushingLogger()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("--plugin", help="plugin library to load first (default: none)")
     ap.add_argument("--backend", default="tensorrt-rtx", choices=("tensorrt", "tensorrt-rtx"))
+    ap.add_argument("--verbose", action="store_true", help="TensorRT logger at VERBOSE (default WARNING); "
+                    "with VPTQ_TRT_TRACE=1 the plugin also prints each method it enters")
     args = ap.parse_args(argv)
 
     from vptq_export.tensorrt.backend import load_backend
 
     backend = load_backend(args.backend)
     trt = backend.module
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = _flushing_logger(trt, trt.Logger.VERBOSE if args.verbose else trt.Logger.WARNING)
     if args.plugin:
         handle = trt.get_plugin_registry().load_library(args.plugin)
         print(f"loaded plugin library {args.plugin}: {handle is not None}", flush=True)
