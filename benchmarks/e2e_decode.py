@@ -18,7 +18,8 @@ Each system runs alone (the previous one is freed first). Prints a table; --json
 (torch.profiler, process-wide, so ORT's kernels are seen too) for a prefill-only run and for a
 prefill + N-token run of the same prompt; the difference, divided by N, is per decode step.
 Kernels are grouped by name: VPTQGemm (our kernels, "vptq" in the name), dense GEMM/GEMV
-(cuBLAS / cuBLASLt / CUTLASS: attention's QK^T and PV products and the dense lm_head), softmax,
+(cuBLAS / cuBLASLt / CUTLASS / nvjet: attention's QK^T and PV products and the dense lm_head; in
+the dense model, every linear), softmax,
 memcpy/memset, and everything else (norms, rotary, KV concat, casts, elementwise). "GPU idle" is
 wall time per step minus the summed kernel time: launch / host overhead.
 """
@@ -79,7 +80,8 @@ def _kernel_family(name: str) -> str:
         return "memcpy/memset"
     if "softmax" in n:
         return "softmax"
-    if any(t in n for t in ("gemm", "gemv", "cutlass", "xmma", "cublas", "matmul", "splitkreduce")):
+    if any(t in n for t in ("gemm", "gemv", "cutlass", "xmma", "cublas", "matmul", "splitkreduce",
+                            "nvjet")):   # nvjet_*: cuBLAS's Hopper GEMM kernels
         return "dense GEMM/GEMV (attention, lm_head)"
     return "other kernels"
 

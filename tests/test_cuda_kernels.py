@@ -35,7 +35,7 @@ QUICK = os.environ.get("VPTQ_CUDA_TEST_QUICK") == "1"
 #   bf16: the same with 2^-8 = 3.9e-3 per rounding; bound 1.6e-2.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 DTYPE_NAME = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-ROWS = (1, 2, 3, 8, 17, 300)
+ROWS = (1, 2, 3, 6, 8, 17, 300)
 
 
 def _kernels():
@@ -107,10 +107,20 @@ CONFIGS = {
     "v8-k8192-256-T21-fast": dict(in_features=1056, out_features=64, v=8, k=8192, k_res=256, perm=True),
     "v8-k4096-fast": dict(in_features=1024, out_features=1000, v=8, k=4096),
     "v8-k65536-256-fast": dict(in_features=2048, out_features=72, v=8, k=65536, k_res=256),
+    # tensor-core kernel (gemv_mma.cuh, v8-k256-256): odd index-row count (last pair half empty)
+    # with perm (x' exact in T), a partial last 4-unit chunk (9 units per row), split-K over
+    # several warp items per row pair, bf16 + norm (hi / lo activations; fp16 + norm takes the
+    # fast kernel: see dispatch.cu)
+    "v8-k256-256-perm-mma": dict(in_features=1024, out_features=520, v=8, k=256, k_res=256, perm=True),
+    "v8-k256-256-9units-mma": dict(in_features=288, out_features=40, v=8, k=256, k_res=256, bias=True),
+    "v8-k256-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=256, k_res=256),
+    "v8-k256-256-norm-mma": dict(in_features=2048, out_features=136, v=8, k=256, k_res=256, norm=True,
+                                 bias=True),
 }
 QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-perm-norm",
                  "v12-k512-res32-outl-bias", "v3-k512-tall-all", "v8-k256-256-G2-ragged-fast",
-                 "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536")
+                 "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536",
+                 "v8-k256-256-perm-mma", "v8-k256-256-norm-mma")
 
 
 def _device_weights(layer, dtype):
@@ -210,6 +220,52 @@ def test_kernel_names_follow_the_dispatch_table():
     assert mod.gemm_cuda_kernel_name(attrs, "float16", 9).startswith("vptq_dequant<float16>+")
     generic = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=3, k=256)).as_dict()
     assert mod.gemm_cuda_kernel_name(generic, "float32", 8) == "vptq_gemv<float32,VT=4,MB=8,R=1,exact=false>"
+
+
+def _mma_expected():
+    """The tensor-core kernel runs on sm_80+ for M >= 2 (kMmaMinRows) unless VPTQ_GEMV_MMA=0 or
+    VPTQ_GEMV_MMA_MIN_M is set (dispatch.cu)."""
+    return (torch.cuda.get_device_capability()[0] >= 8
+            and not os.environ.get("VPTQ_GEMV_MMA", "").startswith("0")
+            and "VPTQ_GEMV_MMA_MIN_M" not in os.environ)
+
+
+def test_mma_kernel_dispatch():
+    mod = _kernels()
+    if not _mma_expected():
+        pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
+    spec = synthetic.make_spec(in_features=256, out_features=64, v=8, k=256, k_res=256)
+    attrs = OpAttributes.from_spec(spec).as_dict()
+    for dt in ("float16", "bfloat16"):
+        for m in (2, 3, 5, 6, 8):
+            assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=8,RB=8>"
+        assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=8,RB=8,MB=1>"
+    assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
+    # no perm / norm: X is read directly, no workspace
+    assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
+    norm = OpAttributes.from_spec(synthetic.make_spec(in_features=256, out_features=64, v=8, k=256,
+                                                      k_res=256, norm=True)).as_dict()
+    assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 8) == "vptq_gemv_mma<bfloat16,V=8,IB=8,RB=8>"
+    assert mod.gemm_cuda_kernel_name(norm, "float16", 8) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=8>"
+
+
+@pytest.mark.parametrize("m", [2, 5, 8])
+def test_mma_kernel_unaligned_activations(m):
+    """X at an address that is not 16-byte aligned: element loads instead of vector loads."""
+    mod = _kernels()
+    rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
+    spec = synthetic.make_spec(in_features=512, out_features=88, v=8, k=256, k_res=256)
+    attrs = OpAttributes.from_spec(spec).as_dict()
+    layer = synthetic.random_layer(spec, torch.float16, rng)
+    weights = _device_weights(layer, torch.float16)
+    x = torch.from_numpy(rng.normal(0, 1, (m, 512)).astype(np.float32)).half()
+    buf = torch.zeros(m * 512 + 1, dtype=torch.float16, device="cuda")
+    buf[1:] = x.reshape(-1).cuda()
+    xd = buf[1:].view(m, 512)
+    assert xd.data_ptr() % 16 != 0
+    ref = x.double() @ dequantize(layer, torch.float64).T
+    what = f"unaligned X M={m} kernel={mod.gemm_cuda_kernel_name(attrs, 'float16', m)}"
+    _check(_run(mod, attrs, torch.float16, xd, weights, True), ref, torch.float16, what)
 
 
 def test_errors_are_reported_not_silent():

@@ -78,3 +78,24 @@ def test_doctor_runs(capsys):
     assert cli_main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "CUDA GPU" in out and "polygraphy" in out
+
+
+@pytest.mark.parametrize("which", ["ort", "trt"])
+def test_libraries_are_never_unloaded(which):
+    """libvptq_ort.so / libvptq_trt.so carry DF_1_NODELETE (-z nodelete): hosts dlclose them
+    (ORT when the last session options that registered the library go away) and a reload left
+    stale CUDA kernel registrations (tests/test_ort_cuda.py reproduces that on a GPU)."""
+    import shutil
+    import subprocess
+
+    finder = {"ort": native.ort_library_path, "trt": native.trt_plugin_path}[which]
+    try:
+        lib = finder()
+    except BackendUnavailableError as exc:
+        pytest.skip(f"library not built: {exc}")
+    readelf = shutil.which("readelf")
+    if not readelf:
+        pytest.skip("readelf (binutils) not installed")
+    dynamic = subprocess.run([readelf, "-d", str(lib)], capture_output=True, text=True, check=True).stdout
+    flags = [line for line in dynamic.splitlines() if "FLAGS_1" in line]
+    assert flags and "NODELETE" in flags[0], f"{lib}: no NODELETE in its dynamic section:\n{dynamic}"

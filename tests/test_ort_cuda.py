@@ -133,3 +133,48 @@ def test_greedy_generation_cuda_matches_reference(cuda_exports):
     finally:
         backend.close()
     assert got.tokens == ref.tokens
+
+
+# A fresh interpreter: the library must be loaded, released and loaded again in one process.
+_RELOAD_SCRIPT = r"""
+import gc, sys
+import numpy as np, onnxruntime as ort, torch
+sys.path.insert(0, sys.argv[2])
+from test_ort_op_cases import CASES, single_node_model, spec_for
+from vptq_export.reference.dequant import vptq_linear
+from vptq_export.synthetic import random_layer
+lib = sys.argv[1]
+spec = spec_for(CASES[0][1])
+layer = random_layer(spec, torch.float32, seed=3)
+model = single_node_model(spec, layer, torch.float32)
+x = torch.randn(2, spec.in_features)
+for providers in (["CPUExecutionProvider"], [("CUDAExecutionProvider", {"use_tf32": "0"})]):
+    so = ort.SessionOptions()
+    so.register_custom_ops_library(lib)
+    sess = ort.InferenceSession(model, so, providers=providers)
+    y = torch.from_numpy(sess.run(None, {"X": x.numpy()})[0])
+    ref = vptq_linear(x.double(), layer).float()
+    err = float((y - ref).abs().max() / ref.abs().max())
+    print(providers[0] if isinstance(providers[0], str) else providers[0][0], err, flush=True)
+    assert err < 1e-5, err
+    del sess, so
+    gc.collect()      # ORT unloads the library with the last session options that registered it
+"""
+
+
+def test_cpu_session_then_cuda_session_in_one_process(tmp_path):
+    """Regression: a CPU-EP session, released, then a CUDA-EP session in the same process. ORT
+    unloads and reloads the op library in between; before libvptq_ort.so was linked with
+    -z nodelete the reloaded library's kernels failed with 'device kernel image is invalid' (or
+    the process crashed)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "reload.py"
+    script.write_text(_RELOAD_SCRIPT)
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.run([sys.executable, str(script), LIB, tests_dir], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    assert "CUDAExecutionProvider" in proc.stdout, proc.stdout

@@ -82,3 +82,25 @@ def test_cli_reports_a_missing_model(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "vptq-export build: error:" in err and "missing.onnx" in err
     assert not (tmp_path / "m.engine").exists()
+
+
+def test_networks_without_plugin_v3_layers_are_refused_before_parsing():
+    """TensorRT-RTX 1.7's INetworkDefinition has no add_plugin_v3 and its parser aborts the
+    process on a plugin node: the builder must refuse first, naming the backend and the way out."""
+    from vptq_export.tensorrt.builder import EngineBuildError, require_plugin_v3_layers
+
+    class Backend:
+        def describe(self):
+            return "tensorrt-rtx 1.7.1.116 (Python module tensorrt_rtx)"
+
+    class RtxNetwork:        # what TensorRT-RTX 1.7 exposes: no add_plugin_v3
+        def add_input(self, *a):
+            pass
+
+    class TrtNetwork(RtxNetwork):
+        def add_plugin_v3(self, *a):
+            pass
+
+    with pytest.raises(EngineBuildError, match=r"tensorrt-rtx 1\.7\.1\.116.*cannot hold IPluginV3 layers.*--backend tensorrt"):
+        require_plugin_v3_layers(Backend(), RtxNetwork())
+    require_plugin_v3_layers(Backend(), TrtNetwork())    # no error

@@ -40,15 +40,20 @@ def trt_backend():
 def test_build_and_run_tiny_model(trt_backend, tiny_vptq_checkpoint, tmp_path, dtype):
     from vptq_export.export import ExportOptions, export_model
     from vptq_export.reference.model import load_reference_model
-    from vptq_export.tensorrt.builder import BuildOptions, build_engine
+    from vptq_export.tensorrt.builder import BuildOptions, EngineBuildError, build_engine
     from vptq_export.tensorrt.profiles import ProfileLimits
     from vptq_export.tensorrt.runner import EngineRunError, EngineRunner
 
     ckpt = tiny_vptq_checkpoint("llama", vector_len=8, centroids=256, res_centroids=16, perm=True, norm=True)
     model = export_model(ckpt, tmp_path / "model.onnx", ExportOptions(dtype=dtype, progress=False))
     engine = tmp_path / "model.engine"
-    result = build_engine(model, engine, BuildOptions(backend=trt_backend.name, progress=False,
-                                                      limits=ProfileLimits(max_batch=2, max_seq=32, max_past=64)))
+    try:
+        result = build_engine(model, engine, BuildOptions(backend=trt_backend.name, progress=False,
+                                                          limits=ProfileLimits(max_batch=2, max_seq=32, max_past=64)))
+    except EngineBuildError as exc:
+        if "cannot hold IPluginV3 layers" in str(exc):   # TensorRT-RTX 1.7 (docs/tensorrt.md)
+            pytest.skip(str(exc))
+        raise
     assert engine.stat().st_size == result.engine_bytes > 0
     assert result.plugin_layers == result.vptq_nodes > 0
     try:

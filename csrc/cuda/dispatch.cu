@@ -4,6 +4,15 @@
 // Dispatch (one table, kGemvTable below, plus the rules in select_gemv() and plan()):
 //   M == 0                           nothing to do
 //   M <= VPTQ_GEMV_MAX_M (8)         decode, MB = smallest of {1,2,4,8} >= M:
+//     mma kernel (gemv_mma.cuh)      first choice for kMmaMinRows <= M <= 8 (one kernel for all M):
+//                                    CUDA (not HIP) on sm_80+, fp16 /
+//                                    bf16, (v, index_bits, res_index_bits) in
+//                                    VPTQ_GEMV_MMA_LAYOUTS (gemv_fast_table.h), no outliers,
+//                                    group_size % 32 == 0, codebooks 16-byte aligned, not fp16
+//                                    with norm (x' = X * scale could overflow fp16: hi / lo split
+//                                    only for bf16), staged codebooks fit kFastMaxSmemBytes.
+//                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
+//                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold.
 //                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
 //     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
 //                                    is one of gemv_fast_table.h, there are no outlier columns,
@@ -31,12 +40,14 @@
 //                                    the output is rounded to T once.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
 #include "gemv.cuh"
 #include "gemv_fast.cuh"
 #include "gemv_fast_table.h"
+#include "gemv_mma.cuh"
 #include "gemv_table.h"
 #include "prefill.h"
 #include "vptq/cuda.h"
@@ -62,6 +73,11 @@ constexpr size_t kFastMaxSmemBytes = 100 * 1024;
 constexpr int kFastMaxItems = 64;
 constexpr int kFastTargetWarpsPerSM = 16;  // resident warps of the fast kernel (2 blocks x 8)
 constexpr int kFastWarpsPerBlock = gpu::kFastThreads / 32;  // host view (32-lane warps)
+// tensor-core kernel from this many rows of X on. Measured (H200, 8B up v8-k256-256, second
+// version, docs/kernels.md): 46.2 / 46.4 / 46.6 us at M = 1 / 2 / 8 against 26.8 (fast, M = 1),
+// 48.4 (generic, M = 2), 102.8 (fast, M = 8): it wins from M = 2 on, not at M = 1
+// (VPTQ_GEMV_MMA_MIN_M overrides).
+constexpr int kMmaMinRows = 2;
 
 // ------------------------------------------------------------------ the dispatch table
 using GemvLaunch = gpuError_t (*)(const GemvArgs&, size_t, int, gpuStream_t);
@@ -74,13 +90,14 @@ struct GemvEntry {
   int mb;       // rows of X per launch (M <= mb)
   int r;        // index rows per tile (generic kernel)
   int ib, rb;   // fast kernel: index bits and residual bits it is compiled for; -1: generic
+  bool mma;     // tensor-core kernel (gemv_mma.cuh): any M <= 8 (mb = 8)
   GemvLaunch launch;
   GemvOccupancy blocks_per_sm;
   const char* name;
 };
 
 #define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, R, EXACT)                                    \
-  {DT, VT, EXACT, MB, R, -1, -1, &gpu::launch_gemv<T, VT, MB, R, EXACT>,              \
+  {DT, VT, EXACT, MB, R, -1, -1, false, &gpu::launch_gemv<T, VT, MB, R, EXACT>,       \
    &gpu::gemv_blocks_per_sm<T, VT, MB, R, EXACT>,                                     \
    "vptq_gemv<" DTNAME ",VT=" #VT ",MB=" #MB ",R=" #R ",exact=" #EXACT ">"},
 #define VPTQ_ENTRY_F32(VT, MB, R, EXACT) VPTQ_ENTRY(float, DType::kFloat32, "float32", VT, MB, R, EXACT)
@@ -92,7 +109,7 @@ struct GemvEntry {
 #define VPTQ_VEC_BF16(VT, EXACT) VPTQ_GEMV_ROWS(VPTQ_ENTRY_BF16, VT, EXACT)
 
 #define VPTQ_FAST_ENTRY(T, DT, DTNAME, V, IB, RB, MB)                                          \
-  {DT, V, true, MB, 1, IB, RB, &gpu::launch_gemv_fast<T, V, IB, RB, MB>,                      \
+  {DT, V, true, MB, 1, IB, RB, false, &gpu::launch_gemv_fast<T, V, IB, RB, MB>,               \
    &gpu::gemv_fast_blocks_per_sm<T, V, IB, RB, MB>,                                          \
    "vptq_gemv_fast<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",MB=" #MB ">"},
 #define VPTQ_FAST_ROWS(T, DT, DTNAME, V, IB, RB) \
@@ -103,10 +120,22 @@ struct GemvEntry {
 #define VPTQ_FAST_F16_W(V, IB, RB) VPTQ_FAST_ROWS_WIDE(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_FAST_BF16_W(V, IB, RB) VPTQ_FAST_ROWS_WIDE(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 
+#if !VPTQ_HIP
+#define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB)                                             \
+  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T>,               \
+   &gpu::gemv_mma_blocks_per_sm<T>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ">"},
+#define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
+#define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
+#define VPTQ_MMA_ROWS VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)
+#else
+#define VPTQ_MMA_ROWS
+#endif
+
 const GemvEntry kGemvTable[] = {
     VPTQ_GEMV_VECTORS(VPTQ_VEC_F32) VPTQ_GEMV_VECTORS(VPTQ_VEC_F16) VPTQ_GEMV_VECTORS(VPTQ_VEC_BF16)
     VPTQ_GEMV_FAST_LAYOUTS(VPTQ_FAST_F16) VPTQ_GEMV_FAST_LAYOUTS(VPTQ_FAST_BF16)
-    VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_F16_W) VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_BF16_W)};
+    VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_F16_W) VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_BF16_W)
+    VPTQ_MMA_ROWS};
 constexpr int kGemvTableSize = sizeof(kGemvTable) / sizeof(kGemvTable[0]);
 
 int rows_per_launch(int64_t m) { return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8; }
@@ -156,10 +185,88 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok) {
   const int mb = rows_per_launch(m);
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
-    if (e.ib < 0 || e.dtype != dtype || e.mb != mb || e.vt != a.vector_len || e.ib != a.index_bits ||
+    if (e.ib < 0 || e.mma || e.dtype != dtype || e.mb != mb || e.vt != a.vector_len || e.ib != a.index_bits ||
         e.rb != a.res_index_bits)
       continue;
     if (fast_geometry(a).items > kFastMaxItems || fast_smem(a, dtype, mb) > kFastMaxSmemBytes) return -1;
+    return i;
+  }
+  return -1;
+}
+
+// Tensor-core kernel geometry (gemv_mma.cuh): the work of a layer is (index-row pair, 32-column
+// unit); a row pair's upr units are cut into S warp items of U units (U a multiple of the 4-unit
+// index chunk), RT row pairs per block tile (RT * S = the block's 8 warps when S divides 8).
+// Among S in {1, 2, 4, 8, 16}, the one with the least modelled time: tiles per SM (rounded up:
+// an SM's shared-memory gathers are the bottleneck, whichever of its blocks issues them) x warp
+// rounds per tile x (U + 4 units of per-item overhead), x blocks / tiles when there are fewer
+// tiles than the 2 resident blocks per SM (too few warps to cover the index-load latency).
+FastGeometry mma_geometry(const LayerAttributes& a) {
+  const int64_t upr = a.group_num * (a.group_size / gpu::kMmaStepCols);
+  const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + 1) / 2);
+  const int64_t sms = multiprocessors(), blocks = sms * 2;
+  FastGeometry best;
+  double best_cost = 0;
+  for (int s = 1; s <= 16; s *= 2) {
+    const int64_t u = ((upr + s - 1) / s + gpu::kMmaChunk - 1) / gpu::kMmaChunk * gpu::kMmaChunk;
+    const int64_t chunks = (upr + u - 1) / u;
+    const int64_t rt = chunks < kFastWarpsPerBlock && kFastWarpsPerBlock % chunks == 0 ? kFastWarpsPerBlock / chunks : 1;
+    const int64_t items = rt * chunks;
+    const int64_t tiles = (pairs + rt - 1) / rt;
+    const int64_t rounds = (tiles + sms - 1) / sms;
+    const int64_t warp_rounds = (items + kFastWarpsPerBlock - 1) / kFastWarpsPerBlock;
+    const double fill = tiles < blocks ? static_cast<double>(blocks) / static_cast<double>(tiles) : 1.0;
+    const double cost = static_cast<double>(rounds * warp_rounds) * static_cast<double>(u + 4) * fill;
+    if (items <= kFastMaxItems && (best.items == 0 || cost < best_cost)) {
+      best_cost = cost;
+      best.chunks = static_cast<int>(chunks);
+      best.units = static_cast<int>(u);
+      best.rows_per_tile = static_cast<int>(rt);
+      best.items = static_cast<int>(items);
+    }
+  }
+  return best;
+}
+
+// Does the current device run the tensor-core kernel (CUDA sm_80+, not turned off by
+// VPTQ_GEMV_MMA=0)?
+bool mma_device_ok() {
+#if VPTQ_HIP
+  return false;
+#else
+  static const bool env_off = [] {
+    const char* e = std::getenv("VPTQ_GEMV_MMA");
+    return e && e[0] == '0';
+  }();
+  if (env_off) return false;
+  static int cache[kMaxDevices] = {};
+  int dev = 0;
+  if (gpuGetDevice(&dev) != gpuSuccess || dev < 0) return false;
+  if (dev < kMaxDevices && cache[dev] > 0) return cache[dev] >= 8;
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+  if (dev < kMaxDevices) cache[dev] = std::max(major, 1);
+  return major >= 8;
+#endif
+}
+
+// The tensor-core kernel for (dtype, layout, m), or -1. ptr_ok as for select_fast.
+int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok) {
+  static const int min_rows = [] {
+    const char* e = std::getenv("VPTQ_GEMV_MMA_MIN_M");
+    return e && *e ? std::max(1, std::atoi(e)) : kMmaMinRows;
+  }();
+  if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
+      (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
+    return -1;
+  for (int i = 0; i < kGemvTableSize; ++i) {
+    const GemvEntry& e = kGemvTable[i];
+    if (!e.mma || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits || e.rb != a.res_index_bits)
+      continue;
+    const FastGeometry f = mma_geometry(a);
+    if (f.items == 0 ||
+        gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, f.items) > kFastMaxSmemBytes)
+      return -1;
     return i;
   }
   return -1;
@@ -217,6 +324,8 @@ struct Plan {
   size_t cb_smem = 0;      // gemv: dynamic shared memory for staged codebooks (0: global)
   int decode_mb = 0;       // gemv: MB of the kernel (layout of the prepared activations)
   bool fast = false;       // gemv: entry is a fast kernel (gemv_fast.cuh); cb_smem = its smem
+  bool mma = false;        // gemv: entry is the tensor-core kernel (gemv_mma.cuh)
+  bool split = false;      // mma + norm: x' as hi + lo (two T arrays)
 };
 
 size_t align_up(size_t n) { return (n + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign; }
@@ -229,7 +338,17 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
   p.nparts = a.has_norm ? gpu::prep_parts(a.in_features) : 0;
   p.gemv = m <= VPTQ_GEMV_MAX_M;
   size_t off = 0;
-  if (p.gemv) {
+  if (p.gemv && (p.entry = select_mma(a, dtype, m, fast_ok)) >= 0) {
+    // tensor-core kernel: activations as T [m][I]; X itself unless perm / norm (prep, decode_mb
+    // 0 = row-major T, -1 = hi / lo split)
+    p.mma = p.fast = true;
+    p.split = a.has_norm;
+    p.decode_mb = p.split ? -1 : 0;
+    if (p.prep) { p.xs_off = off; off += align_up((p.split ? 2 : 1) * static_cast<size_t>(m) * I * sz); }
+    if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
+    p.cb_smem = gpu::mma_smem_bytes(static_cast<int>(a.group_num), static_cast<int>(a.index_bits),
+                                    static_cast<int>(a.res_index_bits), mma_geometry(a).items);
+  } else if (p.gemv) {
     p.entry = select_fast(a, dtype, m, fast_ok);
     p.fast = p.entry >= 0;
     if (!p.fast) p.entry = select_gemv(dtype, a.vector_len, a.num_index_rows(), m, exact_ok);
@@ -477,7 +596,19 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
     g.m = M;
     g.slices = static_cast<int>((a.vector_len + k.vt - 1) / k.vt);
     int64_t grid;
-    if (p.fast) {
+    if (p.mma) {
+      const FastGeometry f = mma_geometry(a);
+      g.rows_per_tile = f.rows_per_tile;
+      g.chunks_per_row = f.chunks;
+      g.units_per_item = f.units;
+      if (p.prep) {
+        g.x = ws + p.xs_off;
+        if (p.split) g.x_lo = ws + p.xs_off + static_cast<size_t>(M) * I * dtype_size(dtype);
+      }
+      g.xs = nullptr;
+      const int64_t tiles = ((a.num_index_rows() + 1) / 2 + f.rows_per_tile - 1) / f.rows_per_tile;
+      grid = std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
+    } else if (p.fast) {
       const FastGeometry f = fast_geometry(a);
       g.rows_per_tile = f.rows_per_tile;
       g.chunks_per_row = f.chunks;

@@ -38,7 +38,8 @@ constexpr int kGemvGenericSlice = 4;   // VT of the generic (any v) kernel
 
 struct GemvArgs {
   LayerView L;
-  const void* x = nullptr;             // X [m, I] of T (read when xs == null)
+  const void* x = nullptr;             // X [m, I] of T (read when xs == null; mma kernel: x' hi)
+  const void* x_lo = nullptr;          // mma kernel (gemv_mma.cuh): x' - hi as T [m, I], or null
   const float* xs = nullptr;           // x' [I][MB] fp32 (column-interleaved, stored column
                                        // order, rows >= m zero), or null (MB = 1 only: read X)
   const float* row_const_parts = nullptr;  // [m, nparts] partial sums of c[m], or null

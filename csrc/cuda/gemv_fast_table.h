@@ -24,3 +24,9 @@
 #define VPTQ_GEMV_FAST_LAYOUTS_WIDE(X) \
   X(12, 12, 12) /* v12-k4096-4096, T = 24 */ \
   X(16, 16, 16) /* v16-k65536-65536, T = 32 */
+
+// Tensor-core decode kernel (gemv_mma.cuh, CUDA sm_80+ only, any M <= 8, fp16 / bf16). Its
+// kernel handles V = 8 with IB = RB = 8 (both codebooks staged in shared memory); dispatch.cu
+// prefers it over the fast kernel for these layouts.
+#define VPTQ_GEMV_MMA_LAYOUTS(X) \
+  X(8, 8, 8)    /* v8-k256-256 */

@@ -55,6 +55,11 @@ __global__ void __launch_bounds__(kPrepThreads)
     }
     if (decode_mb > 0) {
       xs[static_cast<size_t>(s) * decode_mb + m] = from_float<OutT>(xv);
+    } else if (decode_mb < 0) {
+      // hi / lo split for the tensor-core decode kernel: hi = T(x'), lo = T(x' - hi)
+      const OutT hi = from_float<OutT>(xv);
+      xs[row + s] = hi;
+      xs[static_cast<size_t>(rows) * in_features + row + s] = from_float<OutT>(xv - to_float(hi));
     } else {
       xs[row + s] = from_float<OutT>(xv);
     }
@@ -215,7 +220,7 @@ gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm,
     } else {
       prep_activations_kernel<T, T><<<grid, kPrepThreads, 0, stream>>>(
           static_cast<const T*>(x), perm, static_cast<const T*>(scale), static_cast<const T*>(wbias),
-          static_cast<T*>(xs), 0, parts, m, in_features);
+          static_cast<T*>(xs), decode_mb < 0 ? -1 : 0, parts, m, in_features);
     }
     return gpuGetLastError();
   });

@@ -23,7 +23,10 @@ inline int prep_parts(int64_t in_features) {
 // x'[m, s] = X[m, perm[s]] * scale[perm[s]] (perm / scale optional), written
 //   decode_mb > 0: fp32, column-interleaved xs[s * decode_mb + m] for m < decode_mb (rows m >= M
 //                  are zeros), so the decode kernel reads all rows of a column in one vector load;
-//   decode_mb = 0: T, row-major xs[m * I + s] (the GEMM's A operand).
+//   decode_mb = 0: T, row-major xs[m * I + s] (the GEMM's A operand, and the tensor-core decode
+//                  kernel's activations when x' is exact in T: perm only);
+//   decode_mb < 0: T, row-major hi = T(x') at xs[m * I + s] and lo = T(x' - hi) at
+//                  xs[(M + m) * I + s] (tensor-core decode kernel with norm: x' ~ hi + lo).
 // parts[m, p] = sum over original columns i of block p of X[m, i] * wbias[i] (when wbias; rows of
 // the decode_mb padding get 0).
 gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm, const void* scale,

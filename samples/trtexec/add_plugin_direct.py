@@ -67,6 +67,10 @@ def main(argv=None) -> int:
         keep.append(arr)
         inputs.append(network.add_constant(arr.shape, trt.Weights(arr)).get_output(0))
         print(f"constant {name}: {arr.dtype} {arr.shape}", flush=True)
+    print(f"INetworkDefinition plugin methods: {[m for m in dir(network) if 'plugin' in m.lower()]}", flush=True)
+    if not hasattr(network, "add_plugin_v3"):
+        print("no add_plugin_v3: this TensorRT cannot hold IPluginV3 layers", flush=True)
+        return 2
     print("calling add_plugin_v3 ...", flush=True)
     plugin_layer = network.add_plugin_v3(inputs, [], plugin)
     print(f"add_plugin_v3: {plugin_layer}", flush=True)

@@ -105,15 +105,38 @@ def plugin_layers(trt, network) -> list:
     return out
 
 
+_LOADED_LIBRARIES: dict[tuple[str, str], object] = {}   # (TensorRT module, library path) -> handle
+
+
 def load_plugin_library(backend: TensorRTBackend, plugin_library: str | os.PathLike | None = None):
-    """Loads libvptq_trt.so into the module's global plugin registry; returns (path, handle)."""
+    """Loads libvptq_trt.so into the module's global plugin registry once per process; returns
+    (path, handle). A second load_library of the same library fails in TensorRT (its creators are
+    registered already), so later calls return the first handle."""
     path = Path(plugin_library) if plugin_library else native.trt_plugin_path()
+    key = (backend.module_name, str(path.resolve()))
+    if key in _LOADED_LIBRARIES:
+        return path, _LOADED_LIBRARIES[key]
     registry = backend.module.get_plugin_registry()
     handle = registry.load_library(str(path))
     if handle is None:
         raise EngineBuildError(f"{backend.name}: loading the plugin library {path} failed (see the TensorRT "
                                f"log above)")
+    _LOADED_LIBRARIES[key] = handle
     return path, handle
+
+
+def require_plugin_v3_layers(backend: TensorRTBackend, network) -> None:
+    """Refuse, with the reason, a TensorRT whose networks cannot hold IPluginV3 layers.
+
+    TensorRT-RTX 1.7.1 is one: its INetworkDefinition has no add_plugin_v3, and its ONNX parser,
+    on reaching a plugin node, creates the plugin through our creator and then aborts the whole
+    process inside addPluginV3 ("terminate called without an active exception"; measured on the
+    GPU host, docs/tensorrt.md). Checking first turns that abort into this error."""
+    if not hasattr(network, "add_plugin_v3"):
+        raise EngineBuildError(
+            f"{backend.describe()} cannot hold IPluginV3 layers (its INetworkDefinition has no "
+            f"add_plugin_v3; its ONNX parser aborts the process on a plugin node), so the VPTQGemm "
+            f"plugin cannot be added to a network; build with TensorRT 10.x (--backend tensorrt)")
 
 
 def parse_onnx(backend: TensorRTBackend, logger, onnx_path: Path, *, strongly_typed: bool):
@@ -124,6 +147,7 @@ def parse_onnx(backend: TensorRTBackend, logger, onnx_path: Path, *, strongly_ty
     if strongly_typed and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
+    require_plugin_v3_layers(backend, network)
     parser = trt.OnnxParser(network, logger)
     # parse_from_file resolves the external data file (model.onnx.data) next to the model.
     if not parser.parse_from_file(str(onnx_path)):
