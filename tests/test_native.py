@@ -99,3 +99,24 @@ def test_libraries_are_never_unloaded(which):
     dynamic = subprocess.run([readelf, "-d", str(lib)], capture_output=True, text=True, check=True).stdout
     flags = [line for line in dynamic.splitlines() if "FLAGS_1" in line]
     assert flags and "NODELETE" in flags[0], f"{lib}: no NODELETE in its dynamic section:\n{dynamic}"
+
+
+def test_doctor_flags_a_tensorrt_without_plugin_v3_layers(monkeypatch):
+    """A TensorRT module whose INetworkDefinition lacks add_plugin_v3 (TensorRT-RTX 1.7) is listed
+    as importable but unable to build VPTQGemm engines; one with it is listed plainly."""
+    import sys
+    import types
+
+    from vptq_export.cli import doctor
+
+    rtx = types.ModuleType("tensorrt_rtx")
+    rtx.__version__ = "1.7.1.116"
+    rtx.INetworkDefinition = type("INetworkDefinition", (), {})
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = "10.14.1"
+    trt.INetworkDefinition = type("INetworkDefinition", (), {"add_plugin_v3": lambda self: None})
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", rtx)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    rows = dict(doctor.diagnose())
+    assert rows["TensorRT-RTX (tensorrt_rtx)"].startswith("1.7.1.116; cannot hold IPluginV3 layers")
+    assert rows["TensorRT (tensorrt)"] == "10.14.1"

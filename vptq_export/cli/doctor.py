@@ -19,6 +19,13 @@ def _module_version(name: str) -> str | None:
     return str(getattr(mod, "__version__", "installed"))
 
 
+def _holds_plugin_v3_layers(name: str) -> bool:
+    """Whether a TensorRT Python module's networks can hold IPluginV3 layers (TensorRT-RTX 1.7's
+    INetworkDefinition has no add_plugin_v3)."""
+    network = getattr(importlib.import_module(name), "INetworkDefinition", None)
+    return network is not None and hasattr(network, "add_plugin_v3")
+
+
 def _gpu() -> str:
     try:
         import torch
@@ -72,6 +79,9 @@ def diagnose() -> list[tuple[str, str]]:
                        ("tensorrt_rtx_bindings", "TensorRT-RTX (tensorrt_rtx_bindings)"),
                        ("polygraphy", "polygraphy"), ("onnxruntime_genai", "onnxruntime-genai")):
         version = _module_version(mod)
+        if version and mod.startswith("tensorrt") and not _holds_plugin_v3_layers(mod):
+            version += ("; cannot hold IPluginV3 layers, so no VPTQGemm engine can be built with it "
+                        "(docs/tensorrt.md)")
         rows.append((label, version if version else "not importable"))
     return rows
 
