@@ -223,8 +223,8 @@ def test_kernel_names_follow_the_dispatch_table():
 
 
 def _mma_expected():
-    """The tensor-core kernel runs on sm_80+ for M >= 2 (kMmaMinRows) unless VPTQ_GEMV_MMA=0 or
-    VPTQ_GEMV_MMA_MIN_M is set (dispatch.cu)."""
+    """The tensor-core kernel runs on sm_80+ for every M <= 8 (kMmaMinRows = 1) unless
+    VPTQ_GEMV_MMA=0 or VPTQ_GEMV_MMA_MIN_M is set (dispatch.cu)."""
     return (torch.cuda.get_device_capability()[0] >= 8
             and not os.environ.get("VPTQ_GEMV_MMA", "").startswith("0")
             and "VPTQ_GEMV_MMA_MIN_M" not in os.environ)
@@ -237,19 +237,22 @@ def test_mma_kernel_dispatch():
     spec = synthetic.make_spec(in_features=256, out_features=64, v=8, k=256, k_res=256)
     attrs = OpAttributes.from_spec(spec).as_dict()
     for dt in ("float16", "bfloat16"):
-        for m in (2, 3, 5, 6, 8):
+        for m in (1, 2, 3, 5, 6, 8):
             assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=8,RB=8>"
-        assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=8,RB=8,MB=1>"
+        # decode ends at M = 8: M = 9 is prefill
+        assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant<{dt}>+")
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
     # no perm / norm: X is read directly, no workspace
     assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
     norm = OpAttributes.from_spec(synthetic.make_spec(in_features=256, out_features=64, v=8, k=256,
                                                       k_res=256, norm=True)).as_dict()
     assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 8) == "vptq_gemv_mma<bfloat16,V=8,IB=8,RB=8>"
+    assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 1) == "vptq_gemv_mma<bfloat16,V=8,IB=8,RB=8>"
     assert mod.gemm_cuda_kernel_name(norm, "float16", 8) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=8>"
+    assert mod.gemm_cuda_kernel_name(norm, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=1>"
 
 
-@pytest.mark.parametrize("m", [2, 5, 8])
+@pytest.mark.parametrize("m", [1, 2, 5, 8])
 def test_mma_kernel_unaligned_activations(m):
     """X at an address that is not 16-byte aligned: element loads instead of vector loads."""
     mod = _kernels()

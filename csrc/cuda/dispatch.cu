@@ -10,7 +10,7 @@
 //                                    VPTQ_GEMV_MMA_LAYOUTS (gemv_fast_table.h), no outliers,
 //                                    group_size % 32 == 0, codebooks 16-byte aligned, not fp16
 //                                    with norm (x' = X * scale could overflow fp16: hi / lo split
-//                                    only for bf16), staged codebooks fit kFastMaxSmemBytes.
+//                                    only for bf16), shared memory fits kMmaMaxSmemBytes.
 //                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
 //                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold.
 //                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
@@ -73,11 +73,14 @@ constexpr size_t kFastMaxSmemBytes = 100 * 1024;
 constexpr int kFastMaxItems = 64;
 constexpr int kFastTargetWarpsPerSM = 16;  // resident warps of the fast kernel (2 blocks x 8)
 constexpr int kFastWarpsPerBlock = gpu::kFastThreads / 32;  // host view (32-lane warps)
-// tensor-core kernel from this many rows of X on. Measured (H200, 8B up v8-k256-256, second
-// version, docs/kernels.md): 46.2 / 46.4 / 46.6 us at M = 1 / 2 / 8 against 26.8 (fast, M = 1),
-// 48.4 (generic, M = 2), 102.8 (fast, M = 8): it wins from M = 2 on, not at M = 1
-// (VPTQ_GEMV_MMA_MIN_M overrides).
-constexpr int kMmaMinRows = 2;
+// tensor-core kernel from this many rows of X on. Measured (H200, v8-k256-256 fp16, third version
+// with the cp.async index ring, docs/kernels.md): M = 1 8B q/o / up / down 10.2 / 24.4 / 20.7 us
+// against 15.4 / 27.3 / 27.9 (fast kernel), M = 8 8B up 27.0 against 103.0 (fast MB = 8): it wins
+// at every M (VPTQ_GEMV_MMA_MIN_M overrides).
+constexpr int kMmaMinRows = 1;
+// tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
+// rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
+constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
 
 // ------------------------------------------------------------------ the dispatch table
 using GemvLaunch = gpuError_t (*)(const GemvArgs&, size_t, int, gpuStream_t);
@@ -265,7 +268,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok) {
       continue;
     const FastGeometry f = mma_geometry(a);
     if (f.items == 0 ||
-        gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, f.items) > kFastMaxSmemBytes)
+        gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, f.items) > kMmaMaxSmemBytes)
       return -1;
     return i;
   }

@@ -25,13 +25,19 @@
 //   codebooks   = staged once per block in shared memory as 8 interleaved copies (entry c, copy
 //                 i at 16-byte slot 8c + i); address lane i reads copy i, so each 8-row matrix of
 //                 an ldmatrix hits 8 distinct 16-byte bank groups: conflict-free.
-//   warp item   = one index-row pair x U steps (U a multiple of 4: the index words of 4 steps are
-//                 loaded together, the next 4 steps' words before the current ones are used).
+//   warp item   = one index-row pair x U steps (U a multiple of 4: chunk = 4 steps).
+//   index words = streamed by cp.async into a per-warp ring of kMmaStages chunk slots (512 bytes:
+//                 4 steps x 2 rows x 64 bytes, each lane copies 16 bytes once), kMmaStages - 1
+//                 chunks ahead of the mma, across item and tile boundaries (a warp's chunks form
+//                 one sequence, walked by MmaWalk); the ring's first chunks are requested before
+//                 the codebooks are staged. Each lane then reads its 16 bytes of a step with one
+//                 LDS.128 (4 lanes share an address). Activations are loaded into registers one
+//                 chunk ahead (they are small and mostly L1 / L2 hits).
 //   block       = 256 threads; tile = RT row pairs x S items (split-K), items w, w + 8, ... per
 //                 warp; each item's D fragment (16 outputs x 8 rows, fp32) goes to shared memory,
 //                 one thread per output sums the S items in order (deterministic, no atomics)
 //                 and applies the epilogue (row constant, bias, rounding to T once).
-//   activations = T, row-major [m][I] (rows >= m read as zero): X itself when there is no perm /
+//   activations = T, row-major [m][I] (B columns >= m read row 0; never stored): X itself without perm /
 //                 norm; otherwise prep_activations writes x' = X[perm] * scale split into
 //                 hi = T(x') and lo = T(x' - hi) (a.x, a.x_lo) and every mma runs twice (hi, lo),
 //                 so x' keeps ~2x the mantissa of T (fp16: 22 bits).
@@ -46,27 +52,35 @@ namespace vptq {
 namespace gpu {
 
 constexpr int kMmaThreads = 256;
+constexpr int kMmaWarps = kMmaThreads / 32;
 constexpr int kMmaStepCols = 32;    // columns per step (one 32-code unit)
-constexpr int kMmaChunk = 4;        // steps whose index words are loaded together
+constexpr int kMmaChunk = 4;        // steps per chunk (one ring slot, one x register set)
 constexpr int kMmaItemFloats = 128; // D fragment of one warp item: 16 outputs x 8 rows
 constexpr int kMmaMaxRows = 8;      // activation rows (the mma's n)
+constexpr int kMmaStages = 8;       // index ring slots per warp (power of two)
+constexpr int kMmaSlotBytes = kMmaChunk * 2 * 64;    // one chunk of index words: 4 steps x 2 rows
 
-// Dynamic shared memory: both codebooks (8 copies of 16-byte rows) + the items' D fragments.
-inline size_t mma_smem_bytes(int groups, int ib, int rb, int items) {
+// Dynamic shared memory: both codebooks (8 copies of 16-byte rows) + the items' D fragments + the
+// warps' index rings.
+inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int stages = kMmaStages) {
   return static_cast<size_t>(groups) * ((size_t{1} << ib) + (size_t{1} << rb)) * 16 * kFastCopies +
-         static_cast<size_t>(items) * kMmaItemFloats * sizeof(float);
+         static_cast<size_t>(items) * kMmaItemFloats * sizeof(float) +
+         static_cast<size_t>(kMmaWarps) * stages * kMmaSlotBytes;
 }
 
 #if !VPTQ_HIP
 // 8 consecutive T (16 bytes) as 4 words: one vector load when aligned, else element loads.
-template <typename T>
-__device__ __forceinline__ uint4 mma_load_x8(const T* p, bool vec) {
-  if (vec) return *reinterpret_cast<const uint4*>(p);
-  const unsigned short* h = reinterpret_cast<const unsigned short*>(p);
-  uint32_t w[4];
+template <bool kVec, typename T>
+__device__ __forceinline__ uint4 mma_load_x8(const T* p) {
+  if constexpr (kVec) {
+    return *reinterpret_cast<const uint4*>(p);
+  } else {
+    const unsigned short* h = reinterpret_cast<const unsigned short*>(p);
+    uint32_t w[4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) w[i] = static_cast<uint32_t>(h[2 * i]) | (static_cast<uint32_t>(h[2 * i + 1]) << 16);
-  return make_uint4(w[0], w[1], w[2], w[3]);
+    for (int i = 0; i < 4; ++i) w[i] = static_cast<uint32_t>(h[2 * i]) | (static_cast<uint32_t>(h[2 * i + 1]) << 16);
+    return make_uint4(w[0], w[1], w[2], w[3]);
+  }
 }
 
 template <typename T>
@@ -100,48 +114,142 @@ struct MmaOp<gpu_bfloat16> {
 __device__ __forceinline__ void mma_ldsm_x4_trans(uint32_t addr, uint32_t (&r)[4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   // not volatile: the 4 gathers of a step are issued before its mma (distinct registers); the
-  // addresses depend on index words loaded after the staging barrier, so it cannot move above it
+  // addresses depend on index words read from the ring after a cp.async wait (memory clobber)
   asm("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
+      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+      : "r"(addr));
 #else
   r[0] = r[1] = r[2] = r[3] = addr;
 #endif
 }
 
-template <typename T>
+// 16 bytes global -> shared without registers (sm_80+; a plain copy below).
+__device__ __forceinline__ void mma_cp_async16(uint32_t dst, void* dst_generic, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  (void)dst_generic;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+#else
+  (void)dst;
+  *static_cast<uint4*>(dst_generic) = *static_cast<const uint4*>(src);
+#endif
+}
+__device__ __forceinline__ void mma_cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void mma_cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// Work split of a launch (see the header comment): S items of U units per row pair, RT row pairs
+// per block tile.
+struct MmaWork {
+  int S, U, RT, items, pairs, tiles, upr;
+};
+
+// Position in a warp's chunk sequence: tiles blockIdx.x, + gridDim.x, ...; items warp, + 8, ...
+// of each tile that have work; chunks u, u + 4, ... < uend of each item. tile >= tiles: done.
+struct MmaWalk {
+  int tile, it, rp, u, uend;
+};
+
+// From item w.it of tile w.tile on, the first item with work.
+__device__ __forceinline__ void mma_walk_settle(MmaWalk& w, const MmaWork& k, int warp) {
+  while (w.tile < k.tiles) {
+    for (; w.it < k.items; w.it += kMmaWarps) {
+      const int rr = w.it / k.S, qq = w.it - rr * k.S;
+      w.rp = w.tile * k.RT + rr;
+      w.u = qq * k.U;
+      w.uend = min(w.u + k.U, k.upr);
+      if (w.rp < k.pairs && w.u < w.uend) return;
+    }
+    w.it = warp;
+    w.tile += static_cast<int>(gridDim.x);
+  }
+}
+
+__device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int warp) {
+  w.u += kMmaChunk;
+  if (w.u >= w.uend) {
+    w.it += kMmaWarps;
+    mma_walk_settle(w, k, warp);
+  }
+}
+
+template <typename T, bool kXVec, bool kHiLo, int kStages>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
+  static_assert((kStages & (kStages - 1)) == 0 && kStages >= 2, "ring slots: a power of two >= 2");
+  static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
   extern __shared__ __align__(16) unsigned char mma_smem[];
-  constexpr int kWarps = kMmaThreads / 32;
   constexpr int kRows = 256;  // entries per codebook (IB = RB = 8)
   constexpr int kEntryBytes = 16 * kFastCopies;
   const LayerView& L = a.L;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
-  // ---- stage main then residual codebooks, 8 interleaved copies
   const int n_cb = L.groups * kRows * kFastCopies;  // 16-byte slots per codebook
-  {
-    // 8 loads in flight per thread and codebook before the stores (one L2 round trip per 8 slots)
-    constexpr int kBatch = 8;
-    uint4* s = reinterpret_cast<uint4*>(mma_smem);
-    const uint4* gm = static_cast<const uint4*>(L.cb);
-    const uint4* gr = static_cast<const uint4*>(L.rcb);
-    for (int i0 = 0; i0 < n_cb; i0 += kMmaThreads * kBatch) {
-      uint4 vm[kBatch], vr[kBatch];
-#pragma unroll
-      for (int k = 0; k < kBatch; ++k) {
-        const int i = i0 + k * kMmaThreads + static_cast<int>(threadIdx.x);
-        if (i < n_cb) { vm[k] = gm[i / kFastCopies]; vr[k] = gr[i / kFastCopies]; }
+  MmaWork k;
+  k.S = a.chunks_per_row;
+  k.U = a.units_per_item;
+  k.RT = a.rows_per_tile;
+  k.items = k.RT * k.S;
+  k.pairs = (L.index_rows + 1) / 2;
+  k.tiles = (k.pairs + k.RT - 1) / k.RT;
+  const int upg = L.group_size / kMmaStepCols;  // units per group
+  k.upr = upg * L.groups;                        // units per index row
+  const int W = L.words_per_row;
+
+  float* part = reinterpret_cast<float*>(mma_smem + static_cast<size_t>(2 * n_cb) * 16);
+  const size_t ring_off = static_cast<size_t>(2 * n_cb) * 16 + static_cast<size_t>(k.items) * kMmaItemFloats * sizeof(float) +
+                          static_cast<size_t>(warp) * kStages * kMmaSlotBytes;
+  unsigned char* ring = mma_smem + ring_off;
+  const uint32_t ring_s = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
+
+  // ---- producer role of this lane: 16 bytes of a chunk = step ps, row prow of the pair, words
+  // 4 pj .. 4 pj + 3 of the step's 16
+  const int ps = lane >> 3, prow = (lane >> 2) & 1, pj = lane & 3;
+  const int p_off = ps * 128 + prow * 64 + pj * 16;
+  MmaWalk pw{0, 0, 0, 0, 0};
+  pw.tile = static_cast<int>(blockIdx.x);
+  pw.it = warp;
+  mma_walk_settle(pw, k, warp);
+  MmaWalk xw = pw;  // activations: one chunk ahead of the mma
+  int kp = 0;       // chunks requested
+  // words of this lane's index row in group 0 (+ 16 per unit; other groups: + g * index_rows * W)
+  auto row_words = [&]() {
+    const int r = min(2 * pw.rp + prow, L.index_rows - 1);
+    return L.packed + static_cast<size_t>(r) * W + 4 * pj;
+  };
+  const uint32_t* prow_words = row_words();
+  auto request = [&]() {
+    if (pw.tile < k.tiles) {
+      const int u = pw.u + ps;
+      if (u < pw.uend) {
+        const uint32_t* src;
+        if (L.groups == 1) {
+          src = prow_words + u * 16;
+        } else {
+          const int g = u / upg;
+          src = prow_words + static_cast<size_t>(g) * L.index_rows * W + (u - g * upg) * 16;
+        }
+        const int off = (kp & (kStages - 1)) * kMmaSlotBytes + p_off;
+        mma_cp_async16(ring_s + off, ring + off, src);
       }
-#pragma unroll
-      for (int k = 0; k < kBatch; ++k) {
-        const int i = i0 + k * kMmaThreads + static_cast<int>(threadIdx.x);
-        if (i < n_cb) { s[i] = vm[k]; s[n_cb + i] = vr[k]; }
+      pw.u += kMmaChunk;
+      if (pw.u >= pw.uend) {  // next item with work
+        pw.it += kMmaWarps;
+        mma_walk_settle(pw, k, warp);
+        if (pw.tile < k.tiles) prow_words = row_words();
       }
     }
-  }
-  float* part = reinterpret_cast<float*>(mma_smem + static_cast<size_t>(2 * n_cb) * 16);
-  __syncthreads();
+    mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
+    ++kp;
+  };
+#pragma unroll 1
+  for (int s = 0; s < kStages - 1; ++s) request();
 
   // ---- address role (ldmatrix row) and fragment role (B / D) of this lane
   const int q = lane >> 3, i8 = lane & 7;
@@ -150,82 +258,103 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const uint32_t sel = 0x4440u | static_cast<uint32_t>(2 * (i8 & 1) + acb);  // byte -> byte 0
   const uint32_t lane_cb = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem)) +
                            static_cast<uint32_t>(acb * n_cb * 16 + i8 * 16);
-  const int word_off = 4 * (i8 >> 1);
+  const unsigned char* c_src = ring + arow * 64 + (i8 >> 1) * 16;  // + slot + 128 * step
   const int fg = lane >> 2, ft = lane & 3;
 
+  // B column fg = activation row fg; lanes of rows >= m read row 0 instead: their D columns are
+  // never stored (an mma's column n depends on B column n only)
   const int I = L.in_features;
-  const bool x_live = fg < a.m;
-  const T* xh = static_cast<const T*>(a.x) + static_cast<size_t>(x_live ? fg : 0) * I + 8 * ft;
-  const T* xl = a.x_lo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(x_live ? fg : 0) * I + 8 * ft
-                       : nullptr;
-  const bool hilo = xl != nullptr;
-  const bool x_vec = (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0;  // prepared buffers always are
+  const int xrow = fg < a.m ? fg : 0;
+  const T* xh = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * ft;
+  const T* xl = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * ft : nullptr;
+  auto load_x = [&](const T* base, uint4 (&xv)[kMmaChunk]) {
+#pragma unroll
+    for (int s = 0; s < kMmaChunk; ++s) {
+      const int u = xw.u + s;
+      xv[s] = (xw.tile < k.tiles && u < xw.uend) ? mma_load_x8<kXVec>(base + u * kMmaStepCols) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  uint4 xc[kMmaChunk];
+  load_x(xh, xc);
+  if (xw.tile < k.tiles) mma_walk_next(xw, k, warp);
 
-  const int upg = L.group_size / kMmaStepCols;  // units per group
-  const int upr = upg * L.groups;                // units per index row
-  const int S = a.chunks_per_row, U = a.units_per_item, RT = a.rows_per_tile;
-  const int items = RT * S;
-  const int pairs = (L.index_rows + 1) / 2;
-  const int tiles = (pairs + RT - 1) / RT;
-  const int W = L.words_per_row;
+  // ---- stage main then residual codebooks, 8 interleaved copies: one load per entry, copy i of
+  // entry e written at step (i - e) & 7 (a quarter warp's stores hit 8 distinct bank groups)
+  {
+    uint4* s = reinterpret_cast<uint4*>(mma_smem);
+    const uint4* gm = static_cast<const uint4*>(L.cb);
+    const uint4* gr = static_cast<const uint4*>(L.rcb);
+    const int n = L.groups * kRows;
+    for (int e = threadIdx.x; e < n; e += kMmaThreads) {
+      const uint4 vm = gm[e], vr = gr[e];
+#pragma unroll
+      for (int i = 0; i < kFastCopies; ++i) {
+        const int c = (i + e) & (kFastCopies - 1);
+        s[e * kFastCopies + c] = vm;
+        s[n_cb + e * kFastCopies + c] = vr;
+      }
+    }
+  }
+  __syncthreads();
 
-  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    for (int it = warp; it < items; it += kWarps) {
-      const int rr = it / S, qq = it - rr * S;
-      const int rp = tile * RT + rr;
+  int kc = 0;  // chunks consumed
+  for (int tile = blockIdx.x; tile < k.tiles; tile += gridDim.x) {
+    for (int it = warp; it < k.items; it += kMmaWarps) {
+      const int rr = it / k.S, qq = it - rr * k.S;
+      const int rp = tile * k.RT + rr;
       // two accumulator sets (mma b into d[b % 2]): halves the dependent-mma chain; summed in
       // fixed order after the item
       float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-      const int ubeg = qq * U, uend = min(ubeg + U, upr);
-      if (rp < pairs && ubeg < uend) {
-        const int r = min(2 * rp + arow, L.index_rows - 1);
-        // index words of unit u for this lane's row: 16 bytes at word 4 * (i8 / 2)
-        auto idx_ptr = [&](int u) {
-          const int g = u / upg, uu = u - g * upg;
-          return reinterpret_cast<const uint4*>(L.packed + (static_cast<size_t>(g) * L.index_rows + r) * W +
-                                                uu * 16 + word_off);
-        };
-        uint4 w[kMmaChunk], xw[kMmaChunk];
-        auto load = [&](int u0, uint4 (&wi)[kMmaChunk], uint4 (&xi)[kMmaChunk]) {
-#pragma unroll
-          for (int s = 0; s < kMmaChunk; ++s) {
-            const int u = u0 + s;
-            wi[s] = u < uend ? *idx_ptr(u) : make_uint4(0, 0, 0, 0);
-            xi[s] = (x_live && u < uend) ? mma_load_x8(xh + u * kMmaStepCols, x_vec) : make_uint4(0, 0, 0, 0);
-          }
-        };
-        load(ubeg, w, xw);
+      const int ubeg = qq * k.U, uend = min(ubeg + k.U, k.upr);
+      if (rp < k.pairs && ubeg < uend) {
+        int g = 0, uu = ubeg;
+        if (L.groups > 1) { g = ubeg / upg; uu = ubeg - g * upg; }
+        uint32_t cbase = lane_cb + static_cast<uint32_t>(g * kRows * kEntryBytes);
+#pragma unroll 1
         for (int u0 = ubeg; u0 < uend; u0 += kMmaChunk) {
-          uint4 wn[kMmaChunk], xn[kMmaChunk];
-          if (u0 + kMmaChunk < uend) load(u0 + kMmaChunk, wn, xn);
-          uint4 xlw[kMmaChunk];
-          if (hilo) {
+          // lo activations of this chunk (hi / lo only: not ahead, to stay within 128 registers)
+          uint4 xlc[kMmaChunk];
+          if constexpr (kHiLo) {
 #pragma unroll
             for (int s = 0; s < kMmaChunk; ++s)
-              xlw[s] = (x_live && u0 + s < uend) ? *reinterpret_cast<const uint4*>(xl + (u0 + s) * kMmaStepCols)
-                                                 : make_uint4(0, 0, 0, 0);
+              xlc[s] = u0 + s < uend ? *reinterpret_cast<const uint4*>(xl + (u0 + s) * kMmaStepCols) : make_uint4(0, 0, 0, 0);
           }
+          // activations of the next chunk
+          uint4 xn[kMmaChunk];
+          load_x(xh, xn);
+          if (xw.tile < k.tiles) mma_walk_next(xw, k, warp);
+          // index words of this chunk (requested kStages - 1 chunks ago)
+          mma_cp_async_wait<kStages - 2>();
+          __syncwarp();
+          const unsigned char* slot = c_src + (kc & (kStages - 1)) * kMmaSlotBytes;
+          uint4 w[kMmaChunk];
+#pragma unroll
+          for (int s = 0; s < kMmaChunk; ++s) w[s] = *reinterpret_cast<const uint4*>(slot + s * 128);
+          ++kc;
+          request();  // into the slot read in the previous chunk (all lanes passed the __syncwarp)
 #pragma unroll
           for (int s = 0; s < kMmaChunk; ++s) {
-            const int u = u0 + s;
-            if (u < uend) {  // warp-uniform
-              const uint32_t cbase = lane_cb + static_cast<uint32_t>((u / upg) * kRows * kEntryBytes);
+            if (u0 + s < uend) {  // warp-uniform
               const uint32_t wv[4] = {w[s].x, w[s].y, w[s].z, w[s].w};
-              const uint32_t xv[4] = {xw[s].x, xw[s].y, xw[s].z, xw[s].w};
+              const uint32_t xv[4] = {xc[s].x, xc[s].y, xc[s].z, xc[s].w};
               uint32_t af[4][4];
 #pragma unroll
               for (int b = 0; b < 4; ++b) mma_ldsm_x4_trans(cbase + __byte_perm(wv[b], 0u, sel) * kEntryBytes, af[b]);
 #pragma unroll
               for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[b & 1], af[b], xv[b]);
-              if (hilo) {
-                const uint32_t lv[4] = {xlw[s].x, xlw[s].y, xlw[s].z, xlw[s].w};
+              if constexpr (kHiLo) {
+                const uint32_t lv[4] = {xlc[s].x, xlc[s].y, xlc[s].z, xlc[s].w};
 #pragma unroll
                 for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[b & 1], af[b], lv[b]);
+              }
+              if (++uu == upg) {  // next group's codebooks
+                uu = 0;
+                cbase += static_cast<uint32_t>(kRows * kEntryBytes);
               }
             }
           }
 #pragma unroll
-          for (int s = 0; s < kMmaChunk; ++s) { w[s] = wn[s]; xw[s] = xn[s]; }
+          for (int s = 0; s < kMmaChunk; ++s) xc[s] = xn[s];
         }
       }
       // D fragment of lane (g, t): (row pair output g, act row 2t, 2t+1), (output g + 8, ...)
@@ -234,19 +363,20 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
     }
     __syncthreads();
     // ---- one thread per (row pair, output 0..15, activation row): S items in order, epilogue
-    for (int t = threadIdx.x; t < RT * kMmaItemFloats; t += blockDim.x) {
+    for (int t = threadIdx.x; t < k.RT * kMmaItemFloats; t += blockDim.x) {
       const int rr = t / kMmaItemFloats, rem = t - rr * kMmaItemFloats;
       const int ol = rem / kMmaMaxRows, m = rem - ol * kMmaMaxRows;
-      const int r = 2 * (tile * RT + rr) + (ol >> 3), o = r * 8 + (ol & 7);
+      const int r = 2 * (tile * k.RT + rr) + (ol >> 3), o = r * 8 + (ol & 7);
       if (m < a.m && r < L.index_rows && o < L.out_features) {
         const int slot = ((ol & 7) * 4 + (m >> 1)) * 4 + (ol >> 3) * 2 + (m & 1);
         float sum = 0.f;
-        for (int qq = 0; qq < S; ++qq) sum += part[(rr * S + qq) * kMmaItemFloats + slot];
+        for (int qq = 0; qq < k.S; ++qq) sum += part[(rr * k.S + qq) * kMmaItemFloats + slot];
         store_output<T>(a, m, o, sum);
       }
     }
     __syncthreads();
   }
+  mma_cp_async_wait<0>();  // nothing is left in flight (every request was consumed); for form
 }
 #endif  // !VPTQ_HIP
 
