@@ -143,6 +143,21 @@ constexpr int kGemvTableSize = sizeof(kGemvTable) / sizeof(kGemvTable[0]);
 
 int rows_per_launch(int64_t m) { return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8; }
 
+// Attribute `attr` of the current device, read once per (device, slot) and cached; `fallback` when
+// the device or the attribute cannot be read.
+enum DeviceAttrSlot { kAttrSms, kAttrCcMajor, kAttrSlots };
+template <typename Attr>
+int device_attribute(DeviceAttrSlot slot, Attr attr, int fallback) {
+  static int cache[kAttrSlots][kMaxDevices] = {};   // 0: not read yet (values are >= 1)
+  int dev = 0;
+  if (gpuGetDevice(&dev) != gpuSuccess || dev < 0) return fallback;
+  if (dev < kMaxDevices && cache[slot][dev] > 0) return cache[slot][dev];
+  int v = 0;
+  if (gpuDeviceGetAttribute(&v, attr, dev) != gpuSuccess || v < 1) return fallback;
+  if (dev < kMaxDevices) cache[slot][dev] = v;
+  return v;
+}
+
 int multiprocessors();
 
 // Fast-kernel geometry of a layer. Split-K: each index row's upr 32-code units are cut into S warp
@@ -173,15 +188,16 @@ FastGeometry fast_geometry(const LayerAttributes& a) {
   return f;
 }
 
-size_t fast_smem(const LayerAttributes& a, DType dtype, int mb) {
+size_t fast_smem(const LayerAttributes& a, DType dtype, int mb, int items) {
   return gpu::fast_smem_bytes(static_cast<int>(a.vector_len), static_cast<int>(dtype_size(dtype)),
                               static_cast<int>(a.index_bits), static_cast<int>(a.res_index_bits), mb,
-                              static_cast<int>(a.group_num), fast_geometry(a).items);
+                              static_cast<int>(a.group_num), items);
 }
 
 // The fast kernel for (dtype, layout, m), or -1. ptr_ok = packed indices and codebooks 16-byte
-// aligned (assumed by gemm_cuda_workspace_bytes / gemm_cuda_kernel_name).
-int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok) {
+// aligned (assumed by gemm_cuda_workspace_bytes / gemm_cuda_kernel_name). On success *geom is the
+// layer's fast-kernel geometry (computed once per call here, used by plan() and the launch).
+int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, FastGeometry* geom) {
   if (!ptr_ok || a.outlier_size != 0 || a.group_size < gpu::kFastUnitCodes ||
       a.group_size % gpu::kFastUnitCodes != 0 || a.group_num * a.group_size > 65536)
     return -1;
@@ -191,7 +207,9 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok) {
     if (e.ib < 0 || e.mma || e.dtype != dtype || e.mb != mb || e.vt != a.vector_len || e.ib != a.index_bits ||
         e.rb != a.res_index_bits)
       continue;
-    if (fast_geometry(a).items > kFastMaxItems || fast_smem(a, dtype, mb) > kFastMaxSmemBytes) return -1;
+    const FastGeometry f = fast_geometry(a);
+    if (f.items > kFastMaxItems || fast_smem(a, dtype, mb, f.items) > kFastMaxSmemBytes) return -1;
+    *geom = f;
     return i;
   }
   return -1;
@@ -241,20 +259,12 @@ bool mma_device_ok() {
     const char* e = std::getenv("VPTQ_GEMV_MMA");
     return e && e[0] == '0';
   }();
-  if (env_off) return false;
-  static int cache[kMaxDevices] = {};
-  int dev = 0;
-  if (gpuGetDevice(&dev) != gpuSuccess || dev < 0) return false;
-  if (dev < kMaxDevices && cache[dev] > 0) return cache[dev] >= 8;
-  int major = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
-  if (dev < kMaxDevices) cache[dev] = std::max(major, 1);
-  return major >= 8;
+  return !env_off && device_attribute(kAttrCcMajor, gpuDevAttrComputeCapabilityMajor, 0) >= 8;
 #endif
 }
 
-// The tensor-core kernel for (dtype, layout, m), or -1. ptr_ok as for select_fast.
-int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok) {
+// The tensor-core kernel for (dtype, layout, m), or -1; ptr_ok and *geom as for select_fast.
+int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, FastGeometry* geom) {
   static const int min_rows = [] {
     const char* e = std::getenv("VPTQ_GEMV_MMA_MIN_M");
     return e && *e ? std::max(1, std::atoi(e)) : kMmaMinRows;
@@ -270,6 +280,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok) {
     if (f.items == 0 ||
         gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, f.items) > kMmaMaxSmemBytes)
       return -1;
+    *geom = f;
     return i;
   }
   return -1;
@@ -329,6 +340,7 @@ struct Plan {
   bool fast = false;       // gemv: entry is a fast kernel (gemv_fast.cuh); cb_smem = its smem
   bool mma = false;        // gemv: entry is the tensor-core kernel (gemv_mma.cuh)
   bool split = false;      // mma + norm: x' as hi + lo (two T arrays)
+  FastGeometry geom;       // gemv, fast or mma: the kernel's split-K geometry
 };
 
 size_t align_up(size_t n) { return (n + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign; }
@@ -341,7 +353,7 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
   p.nparts = a.has_norm ? gpu::prep_parts(a.in_features) : 0;
   p.gemv = m <= VPTQ_GEMV_MAX_M;
   size_t off = 0;
-  if (p.gemv && (p.entry = select_mma(a, dtype, m, fast_ok)) >= 0) {
+  if (p.gemv && (p.entry = select_mma(a, dtype, m, fast_ok, &p.geom)) >= 0) {
     // tensor-core kernel: activations as T [m][I]; X itself unless perm / norm (prep, decode_mb
     // 0 = row-major T, -1 = hi / lo split)
     p.mma = p.fast = true;
@@ -350,9 +362,9 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
     if (p.prep) { p.xs_off = off; off += align_up((p.split ? 2 : 1) * static_cast<size_t>(m) * I * sz); }
     if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
     p.cb_smem = gpu::mma_smem_bytes(static_cast<int>(a.group_num), static_cast<int>(a.index_bits),
-                                    static_cast<int>(a.res_index_bits), mma_geometry(a).items);
+                                    static_cast<int>(a.res_index_bits), p.geom.items);
   } else if (p.gemv) {
-    p.entry = select_fast(a, dtype, m, fast_ok);
+    p.entry = select_fast(a, dtype, m, fast_ok, &p.geom);
     p.fast = p.entry >= 0;
     if (!p.fast) p.entry = select_gemv(dtype, a.vector_len, a.num_index_rows(), m, exact_ok);
     p.decode_mb = rows_per_launch(m);
@@ -362,7 +374,7 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
     const size_t v = static_cast<size_t>(a.vector_len), G = static_cast<size_t>(a.group_num);
     const size_t main_bytes = (G * a.num_centroids * v * sz + 15) / 16 * 16;
     const size_t res_bytes = G * a.num_res_centroids * v * sz;
-    if (p.fast) p.cb_smem = fast_smem(a, dtype, p.decode_mb);
+    if (p.fast) p.cb_smem = fast_smem(a, dtype, p.decode_mb, p.geom.items);
     else if (main_bytes + res_bytes <= kSmemCodebookMaxBytes) p.cb_smem = main_bytes + res_bytes;
   } else {
     if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(m) * I * sz); }
@@ -471,16 +483,7 @@ LayerView make_view(const LayerAttributes& a, const LayerTensors& t) {
   return L;
 }
 
-int multiprocessors() {
-  static int cache[kMaxDevices] = {};
-  int dev = 0;
-  if (gpuGetDevice(&dev) != gpuSuccess || dev < 0) return 1;
-  if (dev < kMaxDevices && cache[dev] > 0) return cache[dev];
-  int n = 1;
-  if (gpuDeviceGetAttribute(&n, gpuDevAttrMultiProcessorCount, dev) != gpuSuccess || n < 1) n = 1;
-  if (dev < kMaxDevices) cache[dev] = n;
-  return n;
-}
+int multiprocessors() { return std::max(1, device_attribute(kAttrSms, gpuDevAttrMultiProcessorCount, 1)); }
 
 // Blocks per multiprocessor of a table entry at a dynamic shared-memory size (cached).
 int blocks_per_sm(int entry, size_t smem) {
@@ -600,7 +603,7 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
     g.slices = static_cast<int>((a.vector_len + k.vt - 1) / k.vt);
     int64_t grid;
     if (p.mma) {
-      const FastGeometry f = mma_geometry(a);
+      const FastGeometry& f = p.geom;
       g.rows_per_tile = f.rows_per_tile;
       g.chunks_per_row = f.chunks;
       g.units_per_item = f.units;
@@ -612,7 +615,7 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
       const int64_t tiles = ((a.num_index_rows() + 1) / 2 + f.rows_per_tile - 1) / f.rows_per_tile;
       grid = std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
     } else if (p.fast) {
-      const FastGeometry f = fast_geometry(a);
+      const FastGeometry& f = p.geom;
       g.rows_per_tile = f.rows_per_tile;
       g.chunks_per_row = f.chunks;
       g.units_per_item = f.units;

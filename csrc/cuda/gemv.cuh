@@ -289,5 +289,33 @@ gpuError_t launch_gemv(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream
 template <typename T, int VT, int MB, int R, bool EXACT>
 int gemv_blocks_per_sm(size_t smem_bytes);
 
+// Launch helpers shared by the launchers of every decode kernel (generic, fast, mma): above
+// `opt_in_above` bytes (kSmemDefaultBytes less the kernel's static shared memory) dynamic shared
+// memory needs the kernel's opt-in attribute.
+constexpr size_t kSmemDefaultBytes = 48 * 1024;  // shared memory a block gets without opting in
+template <typename Kernel>
+gpuError_t allow_dynamic_smem(Kernel* kernel, size_t smem_bytes, size_t opt_in_above) {
+  if (smem_bytes <= opt_in_above) return gpuSuccess;
+  return gpuFuncSetAttribute(kernel, gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes));
+}
+
+template <typename Kernel>
+gpuError_t launch_decode_kernel(Kernel* kernel, int threads, size_t opt_in_above, const GemvArgs& a,
+                                size_t smem_bytes, int grid, gpuStream_t stream) {
+  const gpuError_t e = allow_dynamic_smem(kernel, smem_bytes, opt_in_above);
+  if (e != gpuSuccess) return e;
+  kernel<<<grid, threads, smem_bytes, stream>>>(a);
+  return gpuGetLastError();
+}
+
+// Resident blocks per multiprocessor at `smem_bytes` of dynamic shared memory (0: cannot run).
+template <typename Kernel>
+int decode_blocks_per_sm(Kernel* kernel, int threads, size_t opt_in_above, size_t smem_bytes) {
+  if (allow_dynamic_smem(kernel, smem_bytes, opt_in_above) != gpuSuccess) return 0;
+  int n = 0;
+  if (gpuOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem_bytes) != gpuSuccess) return 0;
+  return n;
+}
+
 }  // namespace gpu
 }  // namespace vptq

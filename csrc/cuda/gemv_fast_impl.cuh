@@ -10,27 +10,13 @@ namespace gpu {
 
 template <typename T, int V, int IB, int RB, int MB>
 gpuError_t launch_gemv_fast(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
-  auto* kernel = gemv_fast_kernel<T, V, IB, RB, MB>;
-  if (smem_bytes > 48 * 1024) {
-    gpuError_t e = gpuFuncSetAttribute(kernel, gpuFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem_bytes));
-    if (e != gpuSuccess) return e;
-  }
-  kernel<<<grid, kFastThreads, smem_bytes, stream>>>(a);
-  return gpuGetLastError();
+  return launch_decode_kernel(gemv_fast_kernel<T, V, IB, RB, MB>, kFastThreads, kSmemDefaultBytes, a, smem_bytes,
+                              grid, stream);
 }
 
 template <typename T, int V, int IB, int RB, int MB>
 int gemv_fast_blocks_per_sm(size_t smem_bytes) {
-  auto* kernel = gemv_fast_kernel<T, V, IB, RB, MB>;
-  if (smem_bytes > 48 * 1024) {
-    if (gpuFuncSetAttribute(kernel, gpuFuncAttributeMaxDynamicSharedMemorySize,
-                            static_cast<int>(smem_bytes)) != gpuSuccess)
-      return 0;
-  }
-  int n = 0;
-  if (gpuOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kFastThreads, smem_bytes) != gpuSuccess) return 0;
-  return n;
+  return decode_blocks_per_sm(gemv_fast_kernel<T, V, IB, RB, MB>, kFastThreads, kSmemDefaultBytes, smem_bytes);
 }
 
 }  // namespace gpu

@@ -8,30 +8,18 @@
 namespace vptq {
 namespace gpu {
 
+// dynamic + static shared memory may pass the 48 KB default above 16 KB of dynamic
+constexpr size_t kGemvSmemOptInAbove = 16 * 1024;
+
 template <typename T, int VT, int MB, int R, bool EXACT>
 gpuError_t launch_gemv(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
-  auto* kernel = gemv_kernel<T, VT, MB, R, EXACT>;
-  if (smem_bytes > 16 * 1024) {  // dynamic + static shared memory may pass the 48 KB default
-    gpuError_t e = gpuFuncSetAttribute(kernel, gpuFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem_bytes));
-    if (e != gpuSuccess) return e;
-  }
-  kernel<<<grid, kGemvThreads, smem_bytes, stream>>>(a);
-  return gpuGetLastError();
+  return launch_decode_kernel(gemv_kernel<T, VT, MB, R, EXACT>, kGemvThreads, kGemvSmemOptInAbove, a,
+                              smem_bytes, grid, stream);
 }
 
 template <typename T, int VT, int MB, int R, bool EXACT>
 int gemv_blocks_per_sm(size_t smem_bytes) {
-  auto* kernel = gemv_kernel<T, VT, MB, R, EXACT>;
-  if (smem_bytes > 16 * 1024) {  // dynamic + static shared memory may pass the 48 KB default
-    if (gpuFuncSetAttribute(kernel, gpuFuncAttributeMaxDynamicSharedMemorySize,
-                            static_cast<int>(smem_bytes)) != gpuSuccess)
-      return 0;
-  }
-  int n = 0;
-  if (gpuOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kGemvThreads, smem_bytes) != gpuSuccess)
-    return 0;
-  return n;
+  return decode_blocks_per_sm(gemv_kernel<T, VT, MB, R, EXACT>, kGemvThreads, kGemvSmemOptInAbove, smem_bytes);
 }
 
 }  // namespace gpu
