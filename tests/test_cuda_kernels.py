@@ -116,6 +116,10 @@ CONFIGS = {
     "v8-k256-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=256, k_res=256),
     "v8-k256-256-norm-mma": dict(in_features=2048, out_features=136, v=8, k=256, k_res=256, norm=True,
                                  bias=True),
+    # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
+    # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
+    # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
+    "v6-k256-256-chunks": dict(in_features=32768, out_features=2100, v=6, k=256, k_res=256, bias=True),
 }
 QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-perm-norm",
                  "v12-k512-res32-outl-bias", "v3-k512-tall-all", "v8-k256-256-G2-ragged-fast",
@@ -217,9 +221,12 @@ def test_kernel_names_follow_the_dispatch_table():
     outl = OpAttributes.from_spec(synthetic.make_spec(in_features=96, out_features=48, v=8, k=256,
                                                       outlier_size=32, v_o=4, k_o=16)).as_dict()
     assert mod.gemm_cuda_kernel_name(outl, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,R=1,exact=true>"
-    assert mod.gemm_cuda_kernel_name(attrs, "float16", 9).startswith("vptq_dequant<float16>+")
+    # prefill: the tiled dequantizer for v in {2, 4, 6, 8, 12, 16} and gs, os, I multiples of 8
+    assert mod.gemm_cuda_kernel_name(attrs, "float16", 9).startswith("vptq_dequant_tiles<float16>+")
+    assert mod.gemm_cuda_kernel_name(outl, "float32", 9).startswith("vptq_dequant_tiles<float32>+")
     generic = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=3, k=256)).as_dict()
     assert mod.gemm_cuda_kernel_name(generic, "float32", 8) == "vptq_gemv<float32,VT=4,MB=8,R=1,exact=false>"
+    assert mod.gemm_cuda_kernel_name(generic, "float16", 9).startswith("vptq_dequant<float16>+")
 
 
 def _mma_expected():
@@ -240,7 +247,7 @@ def test_mma_kernel_dispatch():
         for m in (1, 2, 3, 5, 6, 8):
             assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=8,RB=8>"
         # decode ends at M = 8: M = 9 is prefill
-        assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant<{dt}>+")
+        assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant_tiles<{dt}>+")
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
     # no perm / norm: X is read directly, no workspace
     assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0

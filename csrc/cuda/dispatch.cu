@@ -63,7 +63,22 @@ using gpu::LayerView;
 // a larger one; v8-k256-256 (8 KB) 23.4 us staged against 19.9 us for v8-k4096-256 from global.
 // Staging pays only for tiny codebooks (bank conflicts of one copy, staging cost per block).
 constexpr size_t kSmemCodebookMaxBytes = 2 * 1024;
-constexpr size_t kDequantChunkMaxBytes = 64ull << 20;  // prefill: dequantized W per chunk
+// prefill: dequantized W per chunk. 128 MiB holds a whole 8B MLP matrix (14336 x 4096 fp16 = 112
+// MiB) in one chunk: measured on the H100 (docs/kernels.md), one cuBLAS call on the whole W beats
+// two halves (8B up, M = 2048: 0.86x vs 0.83x of dense cuBLAS), smaller chunks lose more (16 MiB:
+// 0.76x; 8 MiB: 0.68x): the GEMM's efficiency matters more than keeping W in L2.
+constexpr size_t kDequantChunkMaxBytes = 128ull << 20;
+
+// Prefill chunk size: kDequantChunkMaxBytes, or VPTQ_PREFILL_CHUNK_MB from the environment
+// (benchmark sweeps; read once per process).
+size_t dequant_chunk_bytes() {
+  static const size_t bytes = [] {
+    const char* e = std::getenv("VPTQ_PREFILL_CHUNK_MB");
+    const long mb = e && *e ? std::atol(e) : 0;
+    return mb > 0 ? static_cast<size_t>(mb) << 20 : kDequantChunkMaxBytes;
+  }();
+  return bytes;
+}
 constexpr size_t kResultChunkMaxBytes = 32ull << 20;   // prefill: fp32 GEMM result per chunk
 constexpr size_t kWorkspaceAlign = 256;
 constexpr int kMaxDevices = 64;
@@ -308,22 +323,23 @@ int select_gemv(DType dtype, int64_t v, int64_t index_rows, int64_t m, bool exac
   return best;
 }
 
-const char* prefill_name(DType dtype) {
+// Prefill kernel names: [tiled dequantizer][dtype] (vptq::gpu::dequant_tiles_supported; the
+// generic dequantizer also runs for the tiled layouts when a pointer is misaligned).
 #if VPTQ_HAS_BLAS && !VPTQ_HIP
-  switch (dtype) {
-    case DType::kFloat32: return "vptq_dequant<float32>+cublasGemmEx";
-    case DType::kFloat16: return "vptq_dequant<float16>+cublasGemmEx";
-    case DType::kBFloat16: return "vptq_dequant<bfloat16>+cublasGemmEx";
-  }
+#define VPTQ_PREFILL_GEMM "cublasGemmEx"
 #else
-  switch (dtype) {
-    case DType::kFloat32: return "vptq_dequant<float32>+vptq_tiled_gemm";
-    case DType::kFloat16: return "vptq_dequant<float16>+vptq_tiled_gemm";
-    case DType::kBFloat16: return "vptq_dequant<bfloat16>+vptq_tiled_gemm";
-  }
+#define VPTQ_PREFILL_GEMM "vptq_tiled_gemm"
 #endif
-  return "unknown";
+const char* prefill_name(DType dtype, bool tiles) {
+  static const char* const kNames[2][3] = {
+      {"vptq_dequant<float32>+" VPTQ_PREFILL_GEMM, "vptq_dequant<float16>+" VPTQ_PREFILL_GEMM,
+       "vptq_dequant<bfloat16>+" VPTQ_PREFILL_GEMM},
+      {"vptq_dequant_tiles<float32>+" VPTQ_PREFILL_GEMM, "vptq_dequant_tiles<float16>+" VPTQ_PREFILL_GEMM,
+       "vptq_dequant_tiles<bfloat16>+" VPTQ_PREFILL_GEMM}};
+  const int d = dtype == DType::kFloat32 ? 0 : dtype == DType::kFloat16 ? 1 : 2;
+  return kNames[tiles ? 1 : 0][d];
 }
+#undef VPTQ_PREFILL_GEMM
 
 // ------------------------------------------------------------------ workspace plan
 struct Plan {
@@ -379,7 +395,7 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
   } else {
     if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(m) * I * sz); }
     if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
-    p.chunk_rows = std::max<int64_t>(1, std::min<int64_t>(O, kDequantChunkMaxBytes / (I * sz)));
+    p.chunk_rows = std::max<int64_t>(1, std::min<int64_t>(O, dequant_chunk_bytes() / (I * sz)));
     p.w_off = off;
     off += align_up(static_cast<size_t>(p.chunk_rows) * I * sz);
     p.epilogue = a.has_bias || a.has_norm;
@@ -549,7 +565,10 @@ const char* gemm_cuda_kernel_name(const LayerAttributes& a, DType dtype, int64_t
   if (!check_attributes(a).empty()) return "unsupported";
   if (m <= 0) return "none";
   const Plan p = plan(a, dtype, m, true, true);
-  if (!p.gemv) return prefill_name(dtype);
+  if (!p.gemv)
+    return prefill_name(dtype, gpu::dequant_tiles_supported(static_cast<int>(a.vector_len), static_cast<int>(a.group_size),
+                                                            static_cast<int>(a.outlier_size),
+                                                            static_cast<int>(a.in_features)));
   return p.entry >= 0 ? kGemvTable[p.entry].name : "unsupported";
 }
 

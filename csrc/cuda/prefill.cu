@@ -9,15 +9,29 @@
 //                   (fixed-order tree in shared memory: deterministic) is parts[m, p]. The row
 //                   constant c[m] = sum_p parts[m, p] is added in the GEMV / GEMM epilogue:
 //                   x·(Ws*scale + bias) = (x*scale)·Ws + x·bias.
-// dequant_rows      1-D grid-stride over (index row r, stored code q = g*gs + c): one thread
-//                   decodes one code and writes its v weights Ws[r*v + j, os + q] (fp32 sum of
-//                   main + residual centroid, rounded once to T); neighbouring threads write
-//                   neighbouring columns (coalesced). Outlier columns: one thread per (o, s).
+// dequant_tiles     the fast dequantizer (V in VPTQ_DEQUANT_TILE_VECTOR_LENS, gs, os, I multiples of 8,
+//                   codebooks aligned to their row size): grid (tiles of 8 codes / 256, index
+//                   rows). Thread t of block (bx, r) decodes the 8 consecutive codes q = 8*tile
+//                   ... 8*tile + 7 of index row r (one group: gs % 8 == 0), gathers their main
+//                   (+ residual) rows with the widest aligned vector loads, sums in fp32 and
+//                   writes the 8 x V tile as V 16-byte row segments Ws[r*v + j, os + q ...] (8
+//                   columns of T; fp32: two 16-byte stores): a warp writes 512 contiguous bytes
+//                   of each output row, the "transpose" is register naming only (the V x 8 tile
+//                   lives in registers, at most 8 rows at a time). No 64-bit division.
+// dequant_rows      the generic dequantizer: 1-D grid-stride over (index row r, stored code q =
+//                   g*gs + c): one thread decodes one code and writes its v weights
+//                   Ws[r*v + j, os + q] (fp32 sum of main + residual centroid, rounded once to
+//                   T); neighbouring threads write neighbouring columns (coalesced). Outlier
+//                   columns: one thread per (o, s).
 // tiled_gemm        fallback GEMM when no BLAS handle is given: 64x64 output tile per block of
 //                   256 threads, 16-deep k slices staged in shared memory as fp32, 4x4 outputs
 //                   per thread, fused epilogue (+ c[m] + bias, rounded once to T).
 // epilogue          after cuBLAS wrote fp32: Y = T(C + c[m] + bias[o]), one thread per output.
 #include "prefill.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 
 namespace vptq {
 namespace gpu {
@@ -99,6 +113,109 @@ __global__ void __launch_bounds__(kDequantThreads)
       if (rrow) w += to_float(rrow[j]);
       ws[static_cast<size_t>(o - row0) * L.in_features + L.outlier_size + q] = from_float<T>(w);
     }
+  }
+}
+
+// ---- dequant_tiles: see the file comment
+constexpr int kTileCodes = 8;  // codes per thread = columns of one 16-byte store (16-bit T)
+constexpr int kDequantTileMinBlocks = 3;  // <= 85 registers (94 unbounded; H100: same speed +-2%)
+// The vector lengths dequant_tiles is compiled for (X-macro: instantiation and dispatch).
+#define VPTQ_DEQUANT_TILE_VECTOR_LENS(X) X(2) X(4) X(6) X(8) X(12) X(16)
+
+__host__ __device__ constexpr int lowest_bit(int n) { return n & -n; }
+__host__ __device__ constexpr int min_int(int a, int b) { return a < b ? a : b; }
+
+// Vector type of `Bytes` bytes (a power of two, 2..16) for aligned loads.
+template <int Bytes> struct LoadWord;
+template <> struct LoadWord<16> { using type = uint4; };
+template <> struct LoadWord<8> { using type = uint2; };
+template <> struct LoadWord<4> { using type = uint32_t; };
+template <> struct LoadWord<2> { using type = uint16_t; };
+
+// out[j] = float(row[j]) for j < N; `row` is aligned to kAlign bytes (a power of two), so the
+// N * sizeof(T) bytes are read with min(kAlign, lowest power of two dividing the size)-byte loads.
+template <typename T, int N, int kAlign>
+__device__ __forceinline__ void load_row(const T* __restrict__ row, float (&out)[N]) {
+  constexpr int kBytes = N * static_cast<int>(sizeof(T));
+  constexpr int kWord = min_int(min_int(kAlign, lowest_bit(kBytes)), 16);
+  using W = typename LoadWord<kWord>::type;
+  W buf[kBytes / kWord];
+  const W* src = reinterpret_cast<const W*>(row);
+#pragma unroll
+  for (int i = 0; i < kBytes / kWord; ++i) buf[i] = src[i];
+  const T* t = reinterpret_cast<const T*>(buf);
+#pragma unroll
+  for (int j = 0; j < N; ++j) out[j] = to_float(t[j]);
+}
+
+// Stores 8 consecutive T (16-byte aligned) as 16-byte words.
+template <typename T>
+__device__ __forceinline__ void store8(T* __restrict__ dst, const T (&vals)[kTileCodes]) {
+  static_assert(kTileCodes * sizeof(T) % 16 == 0, "a tile row is whole 16-byte words");
+  constexpr int kWords = kTileCodes * static_cast<int>(sizeof(T)) / 16;
+  const uint4* src = reinterpret_cast<const uint4*>(vals);
+#pragma unroll
+  for (int i = 0; i < kWords; ++i) reinterpret_cast<uint4*>(dst)[i] = src[i];
+}
+
+// Rows J0 ... J0 + N - 1 of the 8-code tile: gather, sum in fp32, round once to T (the tile is
+// kept as T: 8 x N halves = 32 registers for N = 8), store one 8-column segment per row.
+template <typename T, int V, int J0, int N>
+__device__ __forceinline__ void dequant_tile_rows(const T* __restrict__ cb, const T* __restrict__ rcb,
+                                                  const uint32_t (&main)[kTileCodes],
+                                                  const uint32_t (&res)[kTileCodes], T* __restrict__ out,
+                                                  int64_t ld, int first_row, int row_end) {
+  constexpr int kRowBytes = V * static_cast<int>(sizeof(T));
+  // alignment of row J0 of an entry: entries are kRowBytes apart from a base aligned to that
+  constexpr int kAlign = J0 == 0 ? lowest_bit(kRowBytes)
+                                 : min_int(lowest_bit(kRowBytes), lowest_bit(J0 * static_cast<int>(sizeof(T))));
+  alignas(16) T tile[N][kTileCodes];
+#pragma unroll
+  for (int c = 0; c < kTileCodes; ++c) {
+    float w[N];
+    load_row<T, N, kAlign>(cb + static_cast<size_t>(main[c]) * V + J0, w);
+    if (rcb) {
+      float r[N];
+      load_row<T, N, kAlign>(rcb + static_cast<size_t>(res[c]) * V + J0, r);
+#pragma unroll
+      for (int j = 0; j < N; ++j) w[j] += r[j];
+    }
+#pragma unroll
+    for (int j = 0; j < N; ++j) tile[j][c] = from_float<T>(w[j]);
+  }
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    const int o = first_row + J0 + j;  // row of the chunk
+    if (o >= 0 && o < row_end) store8(out + static_cast<int64_t>(o) * ld, tile[j]);
+  }
+}
+
+template <typename T, int V>
+__global__ void __launch_bounds__(kDequantThreads, kDequantTileMinBlocks)
+    dequant_tiles_kernel(LayerView L, T* __restrict__ ws, int row0, int rows, int r_begin, int n_idx) {
+  const int tiles_per_row = L.groups * L.group_size / kTileCodes;
+  const int tile = blockIdx.x * blockDim.x + threadIdx.x;
+  if (tile >= tiles_per_row) return;
+  const int q = tile * kTileCodes;
+  const int g = q / L.group_size, c0 = q - g * L.group_size;
+  const T* cb = static_cast<const T*>(L.cb) + static_cast<size_t>(g) * L.k * V;
+  const T* rcb = L.rcb ? static_cast<const T*>(L.rcb) + static_cast<size_t>(g) * L.k_res * V : nullptr;
+  const int row_end = min(rows, L.out_features - row0);
+  for (int ri = blockIdx.y; ri < n_idx; ri += gridDim.y) {
+    const int r = r_begin + ri;
+    const uint32_t* prow = L.packed + (static_cast<size_t>(g) * L.index_rows + r) * L.words_per_row;
+    uint32_t main[kTileCodes], res[kTileCodes];
+#pragma unroll
+    for (int c = 0; c < kTileCodes; ++c) {
+      const uint32_t code = read_code32(prow, c0 + c, L);
+      main[c] = code & L.main_mask;
+      res[c] = rcb ? res_part(code, L) : 0u;
+    }
+    T* out = ws + L.outlier_size + q;
+    const int first_row = r * V - row0;
+    constexpr int kFirst = V < 8 ? V : 8;
+    dequant_tile_rows<T, V, 0, kFirst>(cb, rcb, main, res, out, L.in_features, first_row, row_end);
+    if constexpr (V > 8) dequant_tile_rows<T, V, 8, V - 8>(cb, rcb, main, res, out, L.in_features, first_row, row_end);
   }
 }
 
@@ -226,15 +343,68 @@ gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm,
   });
 }
 
+namespace {
+
+bool tiles_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("VPTQ_DEQUANT_TILES");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// The tiled dequantizer's pointer requirements (file comment); otherwise dequant_rows runs.
+bool tiles_aligned(const LayerView& L, size_t elem, const void* ws) {
+  const size_t row_bytes = static_cast<size_t>(L.v) * elem;
+  const size_t align = std::min<size_t>(16, row_bytes & (~row_bytes + 1));
+  return aligned_to(ws, 16) && aligned_to(L.cb, align) && (!L.rcb || aligned_to(L.rcb, align));
+}
+
+template <typename T>
+gpuError_t launch_dequant_tiles(const LayerView& L, T* ws, int row0, int rows, int r_begin, int n_idx,
+                                gpuStream_t stream) {
+  const int tiles = L.groups * L.group_size / kTileCodes;
+  const dim3 grid((tiles + kDequantThreads - 1) / kDequantThreads, std::min(n_idx, 65535));
+  switch (L.v) {
+#define VPTQ_DEQUANT_TILES_CASE(V)                                                                      \
+  case V:                                                                                            \
+    dequant_tiles_kernel<T, V><<<grid, kDequantThreads, 0, stream>>>(L, ws, row0, rows, r_begin, n_idx); \
+    return gpuGetLastError();
+    VPTQ_DEQUANT_TILE_VECTOR_LENS(VPTQ_DEQUANT_TILES_CASE)
+#undef VPTQ_DEQUANT_TILES_CASE
+    default: return gpuErrorInvalidValue;  // dequant_uses_tiles said no
+  }
+}
+
+}  // namespace
+
+bool dequant_tiles_supported(int v, int group_size, int outlier_size, int in_features) {
+  if (!tiles_enabled() || group_size % kTileCodes || outlier_size % kTileCodes || in_features % kTileCodes)
+    return false;
+  switch (v) {
+#define VPTQ_DEQUANT_TILES_LEN(V) case V:
+    VPTQ_DEQUANT_TILE_VECTOR_LENS(VPTQ_DEQUANT_TILES_LEN) return true;
+#undef VPTQ_DEQUANT_TILES_LEN
+    default: return false;
+  }
+}
+
 gpuError_t launch_dequant_rows(DType dt, const LayerView& L, void* ws, int row0, int rows,
                                gpuStream_t stream) {
   const int r_begin = row0 / L.v;
   const int r_end = (row0 + rows + L.v - 1) / L.v;
   const int n_idx = r_end - r_begin;
+  const bool tiles = dequant_tiles_supported(L.v, L.group_size, L.outlier_size, L.in_features) &&
+                     tiles_aligned(L, dt == DType::kFloat32 ? 4 : 2, ws);
   return with_type(dt, [&](auto tag) {
     using T = decltype(tag);
     const int64_t codes = static_cast<int64_t>(L.groups) * L.group_size;
-    if (codes > 0) {
+    if (codes > 0 && tiles) {
+      gpuError_t e = launch_dequant_tiles<T>(L, static_cast<T*>(ws), row0, rows, r_begin, n_idx, stream);
+      if (e != gpuSuccess) return e;
+    } else if (codes > 0) {
       dequant_rows_kernel<T><<<grid_for(n_idx * codes, kDequantThreads), kDequantThreads, 0, stream>>>(
           L, static_cast<T*>(ws), row0, rows, r_begin, n_idx);
       gpuError_t e = gpuGetLastError();

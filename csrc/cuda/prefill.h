@@ -33,6 +33,11 @@ gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm,
                                    const void* wbias, void* xs, int decode_mb, float* parts,
                                    int m, int in_features, gpuStream_t stream);
 
+// Whether launch_dequant_rows uses the tiled dequantizer for this layout (it also needs the
+// workspace 16-byte aligned and the codebooks aligned to their row size, else the generic one
+// runs); VPTQ_DEQUANT_TILES=0 in the environment turns it off (A/B runs).
+bool dequant_tiles_supported(int v, int group_size, int outlier_size, int in_features);
+
 // Ws[o - row0, s] (stored column order, no perm / norm) for rows o in [row0, row0 + rows), T.
 gpuError_t launch_dequant_rows(DType dt, const LayerView& L, void* ws, int row0, int rows,
                                gpuStream_t stream);

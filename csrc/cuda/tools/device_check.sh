@@ -30,13 +30,17 @@ for step in $steps; do
     benchq)
       timeout 200 $py benchmarks/bench_kernels.py --quick --out "$OUT/bench_quick.md" > "$OUT/bench_quick.log" 2>&1; echo "bench exit $?"; tail -3 "$OUT/bench_quick.log" ;;
     ncu)
-      for c in v8-k256-256 v8-k65536; do
-        timeout 120 ncu --kernel-name regex:gemv_kernel --launch-skip 3 --launch-count 1 \
+      # NCU_CASES: config:kernel-regex:M, one profiled launch each (shape NCU_SHAPE, default 8B up)
+      for case in ${NCU_CASES:-v8-k256-256:gemv_mma:1 v8-k4096-256:gemv_fast:1 v8-k65536:gemv_fast:1 v8-k256-256:dequant:512}; do
+        IFS=: read -r c k m <<< "$case"
+        log="$OUT/ncu_${c}_${k}_M$m.log"
+        timeout 150 ncu --kernel-name regex:$k --launch-skip 3 --launch-count 1 \
           --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
-          --section WarpStateStats --section SchedulerStats --section LaunchStats \
-          $py benchmarks/bench_kernels.py --configs $c --shapes "8B up" --rows ${NCU_ROWS:-1} --iters 3 --no-baseline \
-          > "$OUT/ncu_$c.log" 2>&1; echo "ncu $c exit $?"
-        grep -E "Duration|Memory Throughput|DRAM Throughput|Compute \(SM\)|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|No Eligible|L1/TEX Hit|L2 Hit|Stall|Theoretical Occ|Block Limit" "$OUT/ncu_$c.log" | head -30
+          --section WarpStateStats --section SchedulerStats --section LaunchStats --section ComputeWorkloadAnalysis \
+          $py benchmarks/bench_kernels.py --configs $c --shapes "${NCU_SHAPE:-8B up}" --rows $m --iters 3 --no-baseline \
+          > "$log" 2>&1; echo "--- ncu $c $k M=$m exit $?"
+        grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|No Eligible|Issued Warp Per|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Executed Ipc A|Theoretical Occ|Block Limit Shared|Dynamic Shared" "$log" | head -32
+        grep -E "^ +(OPT|INF) " "$log" | cut -c1-220 | head -6
       done ;;
   esac
 done

@@ -28,6 +28,7 @@ using gpuError_t = hipError_t;
 using gpu_half = __half;
 using gpu_bfloat16 = hip_bfloat16;
 #define gpuSuccess hipSuccess
+#define gpuErrorInvalidValue hipErrorInvalidValue
 #define gpuGetLastError hipGetLastError
 #define gpuGetErrorString hipGetErrorString
 #define gpuGetDevice hipGetDevice
@@ -67,6 +68,7 @@ using gpuError_t = cudaError_t;
 using gpu_half = __half;
 using gpu_bfloat16 = __nv_bfloat16;
 #define gpuSuccess cudaSuccess
+#define gpuErrorInvalidValue cudaErrorInvalidValue
 #define gpuGetLastError cudaGetLastError
 #define gpuGetErrorString cudaGetErrorString
 #define gpuGetDevice cudaGetDevice
