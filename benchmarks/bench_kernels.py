@@ -15,8 +15,10 @@ Method (docs/kernels.md):
   * bytes per call = packed indices + codebooks + X + Y (what a kernel must read / write);
     lookups = codes x (1 + residual);
   * "graph us" = one call replayed from a CUDA graph of 20 calls, warm L2 (launch gaps only);
-  * "host us" = wall time per gemm_cuda_ptr call from Python (pybind argument conversion
-    included), for the per-call overhead.
+  * "host us" = host time per vptq::gemm_cuda call measured in C++ (gemm_cuda_host_us: 200
+    back-to-back calls, checks + plan + launches, no Python): the per-call overhead a runtime
+    pays; plus, once (8B kv), the wall time per gemm_cuda_ptr call from Python (pybind argument
+    conversion included).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from vptq_export import synthetic
 
 SHAPES = {  # name: (out_features, in_features)
     "8B q/o": (4096, 4096),
+    "8B qkv": (6144, 4096),  # fused q + k + v (the issue's 4096 x 6144 per-call-overhead shape)
     "8B kv": (1024, 4096),
     "8B up": (14336, 4096),
     "8B down": (4096, 14336),
@@ -191,7 +194,7 @@ def main(argv=None) -> int:
               f"{getattr(mod, 'cuda_has_blas', False)}")
     print(header)
 
-    shapes = ["8B q/o", "8B kv", "8B up", "8B down"] if args.quick else list(SHAPES)
+    shapes = ["8B q/o", "8B qkv", "8B kv", "8B up", "8B down"] if args.quick else list(SHAPES)
     plan = []  # (config, shape, dtype, m)
     for c in CONFIGS:
         for s in shapes:
@@ -241,6 +244,13 @@ def main(argv=None) -> int:
             return 1
         us = b.cold(call)
         graph_us = b.graph(call) if m <= 8 else float("nan")
+        host_cpp = float("nan")
+        if m <= 8:
+            torch.cuda.synchronize()
+            host_cpp = mod.gemm_cuda_host_us(ad, DTYPE_NAME[dtype], x.data_ptr(), y.data_ptr(), m, ptrs,
+                                             ws.data_ptr(), nbytes, torch.cuda.current_stream().cuda_stream,
+                                             True, 200)
+            torch.cuda.synchronize()
         host_us = float("nan")
         if m == 1 and shape_name == "8B kv" and dt_name == "fp16":
             torch.cuda.synchronize()
@@ -257,21 +267,21 @@ def main(argv=None) -> int:
         gbs = moved / (us * 1e-6) / 1e9
         rows.append(dict(config=cfg_name, shape=f"{shape_name} {o}x{i}", dtype=dt_name, m=m, us=us,
                          gbs=gbs, pct=100 * gbs / bw, glk=lookups / (us * 1e-6) / 1e9,
-                         dense=dense, speedup=dense / us, graph=graph_us, host=host_us,
+                         dense=dense, speedup=dense / us, graph=graph_us, host=host_us, host_cpp=host_cpp,
                          kernel=mod.gemm_cuda_kernel_name(ad, DTYPE_NAME[dtype], m), err=err))
         print(f"{cfg_name:18s} {shape_name:9s} {dt_name} M={m:<5d} {us:9.1f} us {gbs:7.0f} GB/s "
               f"{100 * gbs / bw:5.1f}% {rows[-1]['glk']:7.1f} Glk/s  cuBLAS {dense:8.1f} us "
-              f"x{dense / us:5.2f}  graph {graph_us:7.1f}  err {err:.1e}", flush=True)
+              f"x{dense / us:5.2f}  graph {graph_us:7.1f}  host {host_cpp:5.2f} us  err {err:.1e}", flush=True)
         del inputs, ws, x, y
 
     lines = [header, "",
              "| config | shape (O x I) | dtype | M | µs | GB/s | % HBM (copy bw) | G lookups/s | "
-             "cuBLAS fp16 µs | speed-up vs fp16 | graph µs/call (warm) | kernel |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "cuBLAS fp16 µs | speed-up vs fp16 | graph µs/call (warm) | host µs/call (C++) | kernel |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['config']} | {r['shape']} | {r['dtype']} | {r['m']} | {r['us']:.1f} | "
                      f"{r['gbs']:.0f} | {r['pct']:.1f}% | {r['glk']:.1f} | {r['dense']:.1f} | "
-                     f"{r['speedup']:.2f}x | {r['graph']:.1f} | `{r['kernel']}` |")
+                     f"{r['speedup']:.2f}x | {r['graph']:.1f} | {r['host_cpp']:.2f} | `{r['kernel']}` |")
     host = [r["host"] for r in rows if r["host"] == r["host"]]
     if host:
         lines.append("")

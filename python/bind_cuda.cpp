@@ -13,6 +13,8 @@
 //                 stream, use_blas=True)
 //       the same on raw device pointers (ints): weights is a dict {input name: pointer}; for
 //       benchmarks and CUDA graphs (no allocation, no Python objects touched on the GPU side).
+//   gemm_cuda_host_us(<gemm_cuda_ptr arguments>, calls=1000) -> host µs per gemm_cuda call
+//       (a C++ loop: the per-call overhead without Python / pybind; benchmarks)
 //   gemm_cuda_workspace_bytes(attrs, dtype, m), gemm_cuda_kernel_name(attrs, dtype, m)
 //   cuda_has_blas: True when the kernels were built with cuBLAS.
 // dtype strings: "float32", "float16", "bfloat16".
@@ -24,6 +26,7 @@
 #include <cublas_v2.h>
 #endif
 
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -114,6 +117,35 @@ void gemm_cuda_ptr(const py::dict& attrs, const std::string& dtype, uintptr_t x,
   if (!err.empty()) throw std::runtime_error("VPTQGemm: " + err);
 }
 
+// Host time of vptq::gemm_cuda alone (argument checks, plan, launches; no Python, no pybind
+// conversion): `calls` back-to-back calls from C++, wall time per call in µs. The launches are
+// asynchronous; the GPU work queues up behind them, so this is the enqueue cost a runtime (ORT,
+// TensorRT) pays per VPTQGemm node, not the kernel time.
+double gemm_cuda_host_us(const py::dict& attrs, const std::string& dtype, uintptr_t x, uintptr_t y, int64_t m,
+                         const py::dict& weights, uintptr_t workspace, size_t workspace_bytes, uintptr_t stream,
+                         bool use_blas, int calls) {
+  const vptq::LayerAttributes a = checked_attributes(attrs);
+  const vptq::DType dt = dtype_from_string(dtype);
+  const vptq::LayerTensors t = tensors_from_pointers(a, weights);
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  void* handle = use_blas ? blas_handle(device) : nullptr;
+  if (calls < 1) throw py::value_error("gemm_cuda_host_us: calls must be >= 1");
+  std::string err;
+  double us = 0;
+  {
+    py::gil_scoped_release release;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < calls && err.empty(); ++i)
+      err = vptq::gemm_cuda(a, t, dt, reinterpret_cast<const void*>(x), reinterpret_cast<void*>(y), m,
+                            reinterpret_cast<void*>(workspace), workspace_bytes, handle,
+                            reinterpret_cast<void*>(stream));
+    us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / calls;
+  }
+  if (!err.empty()) throw std::runtime_error("VPTQGemm: " + err);
+  return us;
+}
+
 py::object gemm_cuda_tensors(py::object x_obj, const py::dict& attrs, py::args weights, bool use_blas) {
   using vptq_py::TensorView;
   const vptq::LayerAttributes a = checked_attributes(attrs);
@@ -162,6 +194,10 @@ void register_cuda(py::module_& m) {
         py::arg("m"), py::arg("weights"), py::arg("workspace_ptr"), py::arg("workspace_bytes"),
         py::arg("stream"), py::arg("use_blas") = true,
         "gemm_cuda on raw device pointers (ints); weights: {input name: pointer}.");
+  m.def("gemm_cuda_host_us", &gemm_cuda_host_us, py::arg("attrs"), py::arg("dtype"), py::arg("x_ptr"),
+        py::arg("y_ptr"), py::arg("m"), py::arg("weights"), py::arg("workspace_ptr"), py::arg("workspace_bytes"),
+        py::arg("stream"), py::arg("use_blas") = true, py::arg("calls") = 1000,
+        "Host µs per vptq::gemm_cuda call, `calls` calls in a C++ loop (benchmarks: per-call overhead).");
   m.def(
       "gemm_cuda_workspace_bytes",
       [](const py::dict& attrs, const std::string& dtype, int64_t rows) {
