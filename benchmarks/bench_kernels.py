@@ -287,6 +287,11 @@ def main(argv=None) -> int:
         lines.append("")
         lines.append(f"host time per gemm_cuda_ptr call (Python + pybind + gemm_cuda, 8B kv, M=1): "
                      f"{host[0]:.2f} µs")
+    torch.cuda.synchronize()
+    empty = mod.gpu_empty_launch_host_us(torch.cuda.current_stream().cuda_stream, 1000)
+    torch.cuda.synchronize()
+    lines.append("")
+    lines.append(f"host time per empty kernel launch (same argument block, C++ loop of 1000): {empty:.2f} µs")
     text = "\n".join(lines)
     print()
     print(text)

@@ -15,6 +15,7 @@
 //       benchmarks and CUDA graphs (no allocation, no Python objects touched on the GPU side).
 //   gemm_cuda_host_us(<gemm_cuda_ptr arguments>, calls=1000) -> host µs per gemm_cuda call
 //       (a C++ loop: the per-call overhead without Python / pybind; benchmarks)
+//   gpu_empty_launch_host_us(stream, launches=1000) -> host µs per empty kernel launch
 //   gemm_cuda_workspace_bytes(attrs, dtype, m), gemm_cuda_kernel_name(attrs, dtype, m)
 //   cuda_has_blas: True when the kernels were built with cuBLAS.
 // dtype strings: "float32", "float16", "bfloat16".
@@ -198,6 +199,19 @@ void register_cuda(py::module_& m) {
         py::arg("y_ptr"), py::arg("m"), py::arg("weights"), py::arg("workspace_ptr"), py::arg("workspace_bytes"),
         py::arg("stream"), py::arg("use_blas") = true, py::arg("calls") = 1000,
         "Host µs per vptq::gemm_cuda call, `calls` calls in a C++ loop (benchmarks: per-call overhead).");
+  m.def(
+      "gpu_empty_launch_host_us",
+      [](uintptr_t stream, int launches) {
+        double us;
+        {
+          py::gil_scoped_release release;
+          us = vptq::gpu_empty_launch_host_us(reinterpret_cast<void*>(stream), launches);
+        }
+        if (us < 0) throw std::runtime_error("gpu_empty_launch_host_us: launch failed");
+        return us;
+      },
+      py::arg("stream"), py::arg("launches") = 1000,
+      "Host µs per launch of an empty kernel (the driver's share of gemm_cuda_host_us).");
   m.def(
       "gemm_cuda_workspace_bytes",
       [](const py::dict& attrs, const std::string& dtype, int64_t rows) {

@@ -39,6 +39,7 @@
 //                                    T); bias / norm with cuBLAS: fp32 result + epilogue, so
 //                                    the output is rounded to T once.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -554,7 +555,19 @@ std::string blas_gemm(cublasHandle_t h, DType dt, const void* w, const void* act
 }
 #endif
 
+__global__ void empty_launch_kernel(GemvArgs) {}
+
 }  // namespace
+
+double gpu_empty_launch_host_us(void* stream_ptr, int launches) {
+  auto stream = static_cast<gpuStream_t>(stream_ptr);
+  const GemvArgs args;
+  launches = std::max(1, launches);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < launches; ++i) empty_launch_kernel<<<1, 32, 0, stream>>>(args);
+  const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  return gpuGetLastError() == gpuSuccess ? us / launches : -1.0;
+}
 
 size_t gemm_cuda_workspace_bytes(const LayerAttributes& a, DType dtype, int64_t m) {
   if (m <= 0 || !check_attributes(a).empty()) return 0;

@@ -26,4 +26,9 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
 // Name of the kernel gemm_cuda would run for (a, dtype, m): for benchmarks and logs.
 const char* gemm_cuda_kernel_name(const LayerAttributes& a, DType dtype, int64_t m);
 
+// Host µs per launch of an empty kernel that takes the decode kernels' argument block, averaged
+// over `launches` back-to-back launches on `stream` (benchmarks: the driver's share of
+// gemm_cuda's per-call host time). Negative when a launch fails.
+double gpu_empty_launch_host_us(void* stream, int launches);
+
 }  // namespace vptq
