@@ -99,39 +99,17 @@ vptq::LayerTensors tensors_from_pointers(const vptq::LayerAttributes& a, const p
   return t;
 }
 
-void gemm_cuda_ptr(const py::dict& attrs, const std::string& dtype, uintptr_t x, uintptr_t y, int64_t m,
-                   const py::dict& weights, uintptr_t workspace, size_t workspace_bytes, uintptr_t stream,
-                   bool use_blas) {
+// vptq::gemm_cuda on raw device pointers, `calls` times back to back; returns the host wall time
+// per call in µs (argument checks, plan, launches; the pybind conversion happens once, outside).
+double gemm_cuda_ptr_calls(const py::dict& attrs, const std::string& dtype, uintptr_t x, uintptr_t y, int64_t m,
+                           const py::dict& weights, uintptr_t workspace, size_t workspace_bytes, uintptr_t stream,
+                           bool use_blas, int calls) {
   const vptq::LayerAttributes a = checked_attributes(attrs);
   const vptq::DType dt = dtype_from_string(dtype);
   const vptq::LayerTensors t = tensors_from_pointers(a, weights);
   int device = 0;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
   void* handle = use_blas ? blas_handle(device) : nullptr;
-  std::string err;
-  {
-    py::gil_scoped_release release;
-    err = vptq::gemm_cuda(a, t, dt, reinterpret_cast<const void*>(x), reinterpret_cast<void*>(y), m,
-                          reinterpret_cast<void*>(workspace), workspace_bytes, handle,
-                          reinterpret_cast<void*>(stream));
-  }
-  if (!err.empty()) throw std::runtime_error("VPTQGemm: " + err);
-}
-
-// Host time of vptq::gemm_cuda alone (argument checks, plan, launches; no Python, no pybind
-// conversion): `calls` back-to-back calls from C++, wall time per call in µs. The launches are
-// asynchronous; the GPU work queues up behind them, so this is the enqueue cost a runtime (ORT,
-// TensorRT) pays per VPTQGemm node, not the kernel time.
-double gemm_cuda_host_us(const py::dict& attrs, const std::string& dtype, uintptr_t x, uintptr_t y, int64_t m,
-                         const py::dict& weights, uintptr_t workspace, size_t workspace_bytes, uintptr_t stream,
-                         bool use_blas, int calls) {
-  const vptq::LayerAttributes a = checked_attributes(attrs);
-  const vptq::DType dt = dtype_from_string(dtype);
-  const vptq::LayerTensors t = tensors_from_pointers(a, weights);
-  int device = 0;
-  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-  void* handle = use_blas ? blas_handle(device) : nullptr;
-  if (calls < 1) throw py::value_error("gemm_cuda_host_us: calls must be >= 1");
   std::string err;
   double us = 0;
   {
@@ -145,6 +123,23 @@ double gemm_cuda_host_us(const py::dict& attrs, const std::string& dtype, uintpt
   }
   if (!err.empty()) throw std::runtime_error("VPTQGemm: " + err);
   return us;
+}
+
+void gemm_cuda_ptr(const py::dict& attrs, const std::string& dtype, uintptr_t x, uintptr_t y, int64_t m,
+                   const py::dict& weights, uintptr_t workspace, size_t workspace_bytes, uintptr_t stream,
+                   bool use_blas) {
+  gemm_cuda_ptr_calls(attrs, dtype, x, y, m, weights, workspace, workspace_bytes, stream, use_blas, 1);
+}
+
+// Host time of vptq::gemm_cuda alone (no Python, no pybind conversion): `calls` back-to-back
+// calls from C++, µs per call. The launches are asynchronous and the GPU work queues up behind
+// them, so this is the enqueue cost a runtime (ORT, TensorRT) pays per VPTQGemm node, not the
+// kernel time.
+double gemm_cuda_host_us(const py::dict& attrs, const std::string& dtype, uintptr_t x, uintptr_t y, int64_t m,
+                         const py::dict& weights, uintptr_t workspace, size_t workspace_bytes, uintptr_t stream,
+                         bool use_blas, int calls) {
+  if (calls < 1) throw py::value_error("gemm_cuda_host_us: calls must be >= 1");
+  return gemm_cuda_ptr_calls(attrs, dtype, x, y, m, weights, workspace, workspace_bytes, stream, use_blas, calls);
 }
 
 py::object gemm_cuda_tensors(py::object x_obj, const py::dict& attrs, py::args weights, bool use_blas) {
