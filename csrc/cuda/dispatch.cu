@@ -470,7 +470,6 @@ std::string check_tensors(const LayerAttributes& a, const LayerTensors& t, const
   return "";
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 LayerView make_view(const LayerAttributes& a, const LayerTensors& t) {
   LayerView L;
@@ -598,8 +597,8 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
   err = check_tensors(a, t, x, y);
   if (!err.empty()) return err;
 
-  const bool exact_ok = aligned16(t.centroids) && (!a.has_residual() || aligned16(t.res_centroids));
-  const bool fast_ok = exact_ok && (a.total_index_bits() == 0 || aligned16(t.packed_indices));
+  const bool exact_ok = gpu::aligned_to(t.centroids, 16) && (!a.has_residual() || gpu::aligned_to(t.res_centroids, 16));
+  const bool fast_ok = exact_ok && (a.total_index_bits() == 0 || gpu::aligned_to(t.packed_indices, 16));
   const Plan p = plan(a, dtype, m, exact_ok, fast_ok);
   if (workspace_bytes < p.total || (p.total > 0 && !workspace))
     return "vptq::gemm_cuda: workspace of " + std::to_string(workspace_bytes) + " bytes at " +

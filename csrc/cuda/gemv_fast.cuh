@@ -222,7 +222,7 @@ __global__ void __launch_bounds__(kFastThreads, 2) gemv_fast_kernel(GemvArgs a) 
   const size_t main_group_bytes = static_cast<size_t>(k_main) * (kSmemMain ? 16 * kFastCopies : kRowBytes);
   const size_t res_group_bytes = static_cast<size_t>(k_res) * (kSmemRes ? 16 * kFastCopies : kRowBytes);
   const T* xg = static_cast<const T*>(a.x);
-  const bool x_vec = a.xs == nullptr && (reinterpret_cast<uintptr_t>(xg) & 15u) == 0;
+  const bool x_vec = a.xs == nullptr && aligned_to(xg, 16);
 
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const int r0 = tile * RT;

@@ -11,7 +11,7 @@ namespace gpu {
 template <typename T>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
   auto* kernel = a.x_lo ? &gemv_mma_kernel<T, true, true, kMmaStages>
-                 : (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 ? &gemv_mma_kernel<T, true, false, kMmaStages>
+                 : aligned_to(a.x, 16) ? &gemv_mma_kernel<T, true, false, kMmaStages>
                                                                   : &gemv_mma_kernel<T, false, false, kMmaStages>;
   return launch_decode_kernel(kernel, kMmaThreads, kSmemDefaultBytes, a, smem_bytes, grid, stream);
 }

@@ -11,6 +11,7 @@
 // Stored column s: s < os is outlier column s; s >= os is group (s-os)/gs, code (s-os)%gs.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "vptq/gpu_portability.h"
@@ -18,6 +19,12 @@
 
 namespace vptq {
 namespace gpu {
+
+// Whether `p` is a multiple of `bytes` (a power of two): the vector-load preconditions of the
+// kernels, checked on the host (dispatch) and in device code alike.
+__host__ __device__ __forceinline__ bool aligned_to(const void* p, size_t bytes) {
+  return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0;
+}
 
 struct LayerView {
   int out_features = 0;       // O

@@ -353,12 +353,9 @@ bool tiles_enabled() {
   return on;
 }
 
-bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
 // The tiled dequantizer's pointer requirements (file comment); otherwise dequant_rows runs.
 bool tiles_aligned(const LayerView& L, size_t elem, const void* ws) {
-  const size_t row_bytes = static_cast<size_t>(L.v) * elem;
-  const size_t align = std::min<size_t>(16, row_bytes & (~row_bytes + 1));
+  const size_t align = static_cast<size_t>(min_int(16, lowest_bit(L.v * static_cast<int>(elem))));
   return aligned_to(ws, 16) && aligned_to(L.cb, align) && (!L.rcb || aligned_to(L.rcb, align));
 }
 
