@@ -13,6 +13,9 @@ VPTQ_CUDA_TEST_QUICK=1 keeps a few small cases (for compute-sanitizer runs).
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -25,6 +28,8 @@ from vptq_export.reference.dequant import dequantize
 pytestmark = pytest.mark.gpu
 
 QUICK = os.environ.get("VPTQ_CUDA_TEST_QUICK") == "1"
+# set by test_mma_kernel_both_pair_counts for its child run (with VPTQ_GEMV_MMA_PAIRS)
+FORCED_PAIRS = os.environ.get("VPTQ_CUDA_TEST_FORCED_PAIRS", "")
 
 # Relative tolerance per dtype, for ||y - ref|| / ||ref|| and for max|y - ref| / max|ref|.
 # Inputs (codebooks, X, scale, biases) are generated in the dtype, so the reference sees exactly
@@ -116,6 +121,8 @@ CONFIGS = {
     "v8-k256-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=256, k_res=256),
     "v8-k256-256-norm-mma": dict(in_features=2048, out_features=136, v=8, k=256, k_res=256, norm=True,
                                  bias=True),
+    # many row blocks per launch (several tiles per persistent block), odd index-row count
+    "v8-k256-256-tall-mma": dict(in_features=256, out_features=8200, v=8, k=256, k_res=256),
     # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
     # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
@@ -181,6 +188,8 @@ def test_gemm_cuda_matches_fp64_reference(config):
             for use_blas in paths:
                 what = (f"{config} {DTYPE_NAME[dtype]} M={m} blas={use_blas} seed={seed} "
                         f"kernel={mod.gemm_cuda_kernel_name(attrs, DTYPE_NAME[dtype], m)}")
+                if FORCED_PAIRS and what.endswith(">") and "kernel=vptq_gemv_mma<" in what:
+                    assert what.endswith(f",P={FORCED_PAIRS}>"), f"{what}: VPTQ_GEMV_MMA_PAIRS ignored"
                 y1 = _run(mod, attrs, dtype, xd, weights, use_blas)
                 _check(y1, ref, dtype, what)
                 y2 = _run(mod, attrs, dtype, xd, weights, use_blas)
@@ -237,6 +246,12 @@ def _mma_expected():
             and "VPTQ_GEMV_MMA_MIN_M" not in os.environ)
 
 
+def _mma_name(dt):
+    """Name of the tensor-core kernel for dtype `dt`: P = 1 or 2 index-row pairs per warp step,
+    whichever dispatch.cu's cost model picks for the shape (or VPTQ_GEMV_MMA_PAIRS forces)."""
+    return re.compile(rf"vptq_gemv_mma<{dt},V=8,IB=8,RB=8,P=[12]>")
+
+
 def test_mma_kernel_dispatch():
     mod = _kernels()
     if not _mma_expected():
@@ -245,7 +260,7 @@ def test_mma_kernel_dispatch():
     attrs = OpAttributes.from_spec(spec).as_dict()
     for dt in ("float16", "bfloat16"):
         for m in (1, 2, 3, 5, 6, 8):
-            assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=8,RB=8>"
+            assert _mma_name(dt).fullmatch(mod.gemm_cuda_kernel_name(attrs, dt, m))
         # decode ends at M = 8: M = 9 is prefill
         assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant_tiles<{dt}>+")
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
@@ -253,10 +268,25 @@ def test_mma_kernel_dispatch():
     assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
     norm = OpAttributes.from_spec(synthetic.make_spec(in_features=256, out_features=64, v=8, k=256,
                                                       k_res=256, norm=True)).as_dict()
-    assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 8) == "vptq_gemv_mma<bfloat16,V=8,IB=8,RB=8>"
-    assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 1) == "vptq_gemv_mma<bfloat16,V=8,IB=8,RB=8>"
+    assert _mma_name("bfloat16").fullmatch(mod.gemm_cuda_kernel_name(norm, "bfloat16", 8))
+    assert _mma_name("bfloat16").fullmatch(mod.gemm_cuda_kernel_name(norm, "bfloat16", 1))
     assert mod.gemm_cuda_kernel_name(norm, "float16", 8) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=8>"
     assert mod.gemm_cuda_kernel_name(norm, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=1>"
+
+
+@pytest.mark.parametrize("pairs", [1, 2])
+def test_mma_kernel_both_pair_counts(pairs):
+    """Both compiled variants of the tensor-core kernel (P = 1 and 2 index-row pairs per warp
+    step) on every mma configuration, M in {1, 3, 8}, fp16 and bf16: VPTQ_GEMV_MMA_PAIRS forces P
+    (read once per process, so each P runs in a fresh interpreter)."""
+    _kernels()
+    if not _mma_expected():
+        pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
+    env = dict(os.environ, VPTQ_GEMV_MMA_PAIRS=str(pairs), VPTQ_CUDA_TEST_FORCED_PAIRS=str(pairs))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
+                           "-k", "matches_fp64 and mma"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and " skipped" not in proc.stdout, proc.stdout[-2000:]
 
 
 @pytest.mark.parametrize("m", [1, 2, 5, 8])

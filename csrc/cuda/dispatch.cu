@@ -39,6 +39,7 @@
 //                                    T); bias / norm with cuBLAS: fp32 result + epilogue, so
 //                                    the output is rounded to T once.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -97,6 +98,13 @@ constexpr int kMmaMinRows = 1;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
 constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
+// tensor-core kernel geometry model (mma_geometry): cost of one pair-step (32 columns of 2 index
+// rows) by P (pairs per warp step; [0] unused) relative to P = 1, and the per-item overhead in
+// P = 1 pair-steps. Fitted to a sweep of P in {1, 2} x S in {1, 2, 4, 8, 16} on the H200 (8
+// Llama shapes, M = 1, docs/kernels.md): with these values the model picks the fastest measured
+// (P, S) on all 8 shapes (the earlier model, which favoured P = 1, lost up to 13% on 8B qkv).
+constexpr double kMmaPairStepCost[gpu::kMmaMaxPairs + 1] = {0.0, 1.0, 0.6};
+constexpr double kMmaItemOverhead = 16.0;
 
 // ------------------------------------------------------------------ the dispatch table
 using GemvLaunch = gpuError_t (*)(const GemvArgs&, size_t, int, gpuStream_t);
@@ -107,7 +115,7 @@ struct GemvEntry {
   int vt;       // vector components per tile
   bool exact;   // vector_len == vt (else generic, any vector_len)
   int mb;       // rows of X per launch (M <= mb)
-  int r;        // index rows per tile (generic kernel)
+  int r;        // index rows per tile (generic kernel); index-row pairs per warp step (mma kernel)
   int ib, rb;   // fast kernel: index bits and residual bits it is compiled for; -1: generic
   bool mma;     // tensor-core kernel (gemv_mma.cuh): any M <= 8 (mb = 8)
   GemvLaunch launch;
@@ -140,9 +148,11 @@ struct GemvEntry {
 #define VPTQ_FAST_BF16_W(V, IB, RB) VPTQ_FAST_ROWS_WIDE(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 
 #if !VPTQ_HIP
-#define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB)                                             \
-  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T>,               \
-   &gpu::gemv_mma_blocks_per_sm<T>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ">"},
+#define VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, P)                                             \
+  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, P>,                 \
+   &gpu::gemv_mma_blocks_per_sm<T, P>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
+#define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB) \
+  VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 #define VPTQ_MMA_ROWS VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)
@@ -183,6 +193,8 @@ int multiprocessors();
 // rows when the layer would give fewer tiles than multiprocessors), items = RT * S.
 struct FastGeometry {
   int chunks = 0, units = 32, rows_per_tile = 1, items = 0;
+  int pairs = 1;      // mma kernel: index-row pairs per warp step (P)
+  double cost = 0.0;  // mma kernel: modelled time (mma_geometry), to compare P = 1 and 2
 };
 
 FastGeometry fast_geometry(const LayerAttributes& a) {
@@ -231,35 +243,43 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, F
   return -1;
 }
 
-// Tensor-core kernel geometry (gemv_mma.cuh): the work of a layer is (index-row pair, 32-column
-// unit); a row pair's upr units are cut into S warp items of U units (U a multiple of the 4-unit
-// index chunk), RT row pairs per block tile (RT * S = the block's 8 warps when S divides 8).
-// Among S in {1, 2, 4, 8, 16}, the one with the least modelled time: tiles per SM (rounded up:
-// an SM's shared-memory gathers are the bottleneck, whichever of its blocks issues them) x warp
-// rounds per tile x (U + 4 units of per-item overhead), x blocks / tiles when there are fewer
-// tiles than the 2 resident blocks per SM (too few warps to cover the index-load latency).
-FastGeometry mma_geometry(const LayerAttributes& a) {
+// Tensor-core kernel geometry (gemv_mma.cuh) for P index-row pairs per warp step: the work of a
+// layer is (row block of P pairs, 32-column unit); a row block's upr units are cut into S warp
+// items of U units (S a power of two, U a multiple of the 4-unit index chunk; items past the row
+// end are empty), RT = 8 / S row blocks per block tile for S <= 8, else 1. Among S in
+// {1, 2, 4, 8, 16}, the one with the least modelled time: tiles per SM (rounded up: an SM's
+// shared-memory gathers are the bottleneck, whichever of its blocks issues them) x warp rounds
+// per tile x (U * P pair-steps * kMmaPairStepCost[P] + kMmaItemOverhead), x sqrt(blocks / tiles)
+// when there are fewer tiles than the 2 resident blocks per SM (fewer warps to cover latency:
+// measured, one block of 8 warps per SM loses little, hence the square root).
+FastGeometry mma_geometry(const LayerAttributes& a, int P) {
   const int64_t upr = a.group_num * (a.group_size / gpu::kMmaStepCols);
   const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + 1) / 2);
+  const int64_t row_blocks = (pairs + P - 1) / P;
   const int64_t sms = multiprocessors(), blocks = sms * 2;
+  static const int forced_split = [] {  // VPTQ_GEMV_MMA_SPLIT=S forces S where valid (sweeps)
+    const char* e = std::getenv("VPTQ_GEMV_MMA_SPLIT");
+    return e && *e ? std::atoi(e) : 0;
+  }();
   FastGeometry best;
-  double best_cost = 0;
   for (int s = 1; s <= 16; s *= 2) {
     const int64_t u = ((upr + s - 1) / s + gpu::kMmaChunk - 1) / gpu::kMmaChunk * gpu::kMmaChunk;
-    const int64_t chunks = (upr + u - 1) / u;
-    const int64_t rt = chunks < kFastWarpsPerBlock && kFastWarpsPerBlock % chunks == 0 ? kFastWarpsPerBlock / chunks : 1;
-    const int64_t items = rt * chunks;
-    const int64_t tiles = (pairs + rt - 1) / rt;
+    if (s > 1 && (upr + u - 1) / u <= s / 2) break;  // half the items would be empty
+    const int64_t rt = s < kFastWarpsPerBlock ? kFastWarpsPerBlock / s : 1;
+    const int64_t items = rt * s;
+    const int64_t tiles = (row_blocks + rt - 1) / rt;
     const int64_t rounds = (tiles + sms - 1) / sms;
     const int64_t warp_rounds = (items + kFastWarpsPerBlock - 1) / kFastWarpsPerBlock;
-    const double fill = tiles < blocks ? static_cast<double>(blocks) / static_cast<double>(tiles) : 1.0;
-    const double cost = static_cast<double>(rounds * warp_rounds) * static_cast<double>(u + 4) * fill;
-    if (items <= kFastMaxItems && (best.items == 0 || cost < best_cost)) {
-      best_cost = cost;
-      best.chunks = static_cast<int>(chunks);
+    const double fill = tiles < blocks ? std::sqrt(static_cast<double>(blocks) / static_cast<double>(tiles)) : 1.0;
+    const double cost = static_cast<double>(rounds * warp_rounds) *
+                        (static_cast<double>(u * P) * kMmaPairStepCost[P] + kMmaItemOverhead) * fill;
+    if (best.items == 0 || cost < best.cost || s == forced_split) {
+      best.cost = s == forced_split ? 0.0 : cost;
+      best.chunks = s;
       best.units = static_cast<int>(u);
       best.rows_per_tile = static_cast<int>(rt);
       best.items = static_cast<int>(items);
+      best.pairs = P;
     }
   }
   return best;
@@ -280,26 +300,36 @@ bool mma_device_ok() {
 }
 
 // The tensor-core kernel for (dtype, layout, m), or -1; ptr_ok and *geom as for select_fast.
+// Among the entries for the layout (P = 1 and 2 pairs per warp step), the least modelled time
+// (ties: the larger P); VPTQ_GEMV_MMA_PAIRS=1 or 2 forces P (A/B measurements).
 int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, FastGeometry* geom) {
   static const int min_rows = [] {
     const char* e = std::getenv("VPTQ_GEMV_MMA_MIN_M");
     return e && *e ? std::max(1, std::atoi(e)) : kMmaMinRows;
   }();
+  static const int forced_pairs = [] {
+    const char* e = std::getenv("VPTQ_GEMV_MMA_PAIRS");
+    return e && *e ? std::atoi(e) : 0;
+  }();
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
+  int best = -1;
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
-    if (!e.mma || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits || e.rb != a.res_index_bits)
+    if (!e.mma || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits || e.rb != a.res_index_bits ||
+        (forced_pairs > 0 && e.r != forced_pairs))
       continue;
-    const FastGeometry f = mma_geometry(a);
+    const FastGeometry f = mma_geometry(a, e.r);
     if (f.items == 0 ||
-        gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, f.items) > kMmaMaxSmemBytes)
-      return -1;
-    *geom = f;
-    return i;
+        gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, f.items, e.r) > kMmaMaxSmemBytes)
+      continue;
+    if (best < 0 || f.cost < geom->cost || (f.cost == geom->cost && f.pairs > geom->pairs)) {
+      *geom = f;
+      best = i;
+    }
   }
-  return -1;
+  return best;
 }
 
 // The generic decode kernel for (dtype, v, m); exact_ok = codebook pointers allow vectorised loads.
@@ -379,7 +409,7 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
     if (p.prep) { p.xs_off = off; off += align_up((p.split ? 2 : 1) * static_cast<size_t>(m) * I * sz); }
     if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
     p.cb_smem = gpu::mma_smem_bytes(static_cast<int>(a.group_num), static_cast<int>(a.index_bits),
-                                    static_cast<int>(a.res_index_bits), p.geom.items);
+                                    static_cast<int>(a.res_index_bits), p.geom.items, p.geom.pairs);
   } else if (p.gemv) {
     p.entry = select_fast(a, dtype, m, fast_ok, &p.geom);
     p.fast = p.entry >= 0;
@@ -643,7 +673,8 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
         if (p.split) g.x_lo = ws + p.xs_off + static_cast<size_t>(M) * I * dtype_size(dtype);
       }
       g.xs = nullptr;
-      const int64_t tiles = ((a.num_index_rows() + 1) / 2 + f.rows_per_tile - 1) / f.rows_per_tile;
+      const int64_t row_blocks = ((a.num_index_rows() + 1) / 2 + f.pairs - 1) / f.pairs;
+      const int64_t tiles = (row_blocks + f.rows_per_tile - 1) / f.rows_per_tile;
       grid = std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
     } else if (p.fast) {
       const FastGeometry& f = p.geom;

@@ -8,24 +8,28 @@ namespace gpu {
 
 // Variant by activations: hi / lo (prepared workspace buffers, aligned), X aligned to 16 bytes
 // (vector loads) or not (element loads).
-template <typename T>
+template <typename T, int P>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
-  auto* kernel = a.x_lo ? &gemv_mma_kernel<T, true, true, kMmaStages>
-                 : aligned_to(a.x, 16) ? &gemv_mma_kernel<T, true, false, kMmaStages>
-                                                                  : &gemv_mma_kernel<T, false, false, kMmaStages>;
+  auto* kernel = a.x_lo ? &gemv_mma_kernel<T, true, true, P>
+                 : aligned_to(a.x, 16) ? &gemv_mma_kernel<T, true, false, P>
+                                       : &gemv_mma_kernel<T, false, false, P>;
   return launch_decode_kernel(kernel, kMmaThreads, kSmemDefaultBytes, a, smem_bytes, grid, stream);
 }
 
 // Resident blocks per SM (the variants share __launch_bounds__ and shared memory).
-template <typename T>
+template <typename T, int P>
 int gemv_mma_blocks_per_sm(size_t smem_bytes) {
-  return decode_blocks_per_sm(gemv_mma_kernel<T, true, false, kMmaStages>, kMmaThreads, kSmemDefaultBytes, smem_bytes);
+  return decode_blocks_per_sm(gemv_mma_kernel<T, true, false, P>, kMmaThreads, kSmemDefaultBytes, smem_bytes);
 }
 
-template gpuError_t launch_gemv_mma<gpu_half>(const GemvArgs&, size_t, int, gpuStream_t);
-template gpuError_t launch_gemv_mma<gpu_bfloat16>(const GemvArgs&, size_t, int, gpuStream_t);
-template int gemv_mma_blocks_per_sm<gpu_half>(size_t);
-template int gemv_mma_blocks_per_sm<gpu_bfloat16>(size_t);
+#define VPTQ_MMA_INSTANTIATE(T, P)                                                       \
+  template gpuError_t launch_gemv_mma<T, P>(const GemvArgs&, size_t, int, gpuStream_t); \
+  template int gemv_mma_blocks_per_sm<T, P>(size_t);
+VPTQ_MMA_INSTANTIATE(gpu_half, 1)
+VPTQ_MMA_INSTANTIATE(gpu_half, 2)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 1)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 2)
+#undef VPTQ_MMA_INSTANTIATE
 
 }  // namespace gpu
 }  // namespace vptq

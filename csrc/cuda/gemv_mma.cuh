@@ -15,28 +15,34 @@
 //
 // Layout and work split
 //   step        = 32 consecutive columns (one 32-code unit = 16 packed words) of 2 index rows:
-//                 4 mma. Code slot i of mma b is column 8*(i/2) + 2b + i%2, so lane (g, t) of
-//                 the B fragment needs columns 8t .. 8t + 7 of activation row g: one 16-byte load
-//                 for all 4 mma, word b for mma b.
+//                 4 mma. Code slot i of mma b is column 4i + b, so lane (g, t) of the B fragment
+//                 needs columns 8t + b and 8t + 4 + b of activation row g: one 16-byte load of
+//                 columns 8t .. 8t + 7 serves all 4 mma (one byte_perm each, mma_b_operand).
 //   address lane= lane 8q + i supplies row i of matrix q of ldmatrix.x4: index row r0 + (q & 1),
-//                 codebook q / 2 (main, residual), code slot i; its 4 codes (one per mma) are in
-//                 the 16 bytes at word 4*(i/2) of the unit, byte 2*(i%2) + q/2 of word b, so the
-//                 lane loads one uint4 per step and decodes each code with one byte_perm.
+//                 codebook q / 2 (main, residual), code slot i; its 4 codes (one per mma) are
+//                 codes 4i .. 4i + 3 = words 2i, 2i + 1 of the unit (code 4i + b: byte
+//                 2 (b & 1) + q / 2 of word 2i + b / 2), so the lane loads 8 bytes per step
+//                 (LDS.64: 2 shared-memory wavefronts per warp, where 16-byte loads took 4) and
+//                 decodes each code with one byte_perm.
+//   pairs (P)   = a warp step covers P = 1 or 2 row pairs (two kernels; dispatch.cu picks P by
+//                 its cost model): with P = 2 the activation loads, ring bookkeeping and loop
+//                 are shared by two pairs and each step issues 8 independent gathers.
 //   codebooks   = staged once per block in shared memory as 8 interleaved copies (entry c, copy
 //                 i at 16-byte slot 8c + i); address lane i reads copy i, so each 8-row matrix of
 //                 an ldmatrix hits 8 distinct 16-byte bank groups: conflict-free.
-//   warp item   = one index-row pair x U steps (U a multiple of 4: chunk = 4 steps).
-//   index words = streamed by cp.async into a per-warp ring of kMmaStages chunk slots (512 bytes:
-//                 4 steps x 2 rows x 64 bytes, each lane copies 16 bytes once), kMmaStages - 1
-//                 chunks ahead of the mma, across item and tile boundaries (a warp's chunks form
-//                 one sequence, walked by MmaWalk); the ring's first chunks are requested before
-//                 the codebooks are staged. Each lane then reads its 16 bytes of a step with one
-//                 LDS.128 (4 lanes share an address). Activations are loaded into registers one
-//                 chunk ahead (they are small and mostly L1 / L2 hits).
-//   block       = 256 threads; tile = RT row pairs x S items (split-K), items w, w + 8, ... per
-//                 warp; each item's D fragment (16 outputs x 8 rows, fp32) goes to shared memory,
-//                 one thread per output sums the S items in order (deterministic, no atomics)
-//                 and applies the epilogue (row constant, bias, rounding to T once).
+//   warp item   = one row block (P pairs) x U steps (U a multiple of 4: chunk = 4 steps).
+//   index words = streamed by cp.async into a per-warp ring of mma_stages(P) chunk slots
+//                 (kMmaRingBytes = 4 KB per warp; a slot is P x 512 bytes: 4 steps x 2 rows x 64
+//                 bytes per pair, each lane copies 16 bytes per pair), mma_stages(P) - 1 chunks
+//                 ahead of the mma, across item and tile boundaries (a warp's chunks form one
+//                 sequence, walked by MmaWalk); the ring's first chunks are requested before the
+//                 codebooks are staged. Activations are loaded into registers one chunk ahead
+//                 (they are small and mostly L1 / L2 hits).
+//   block       = 256 threads; tile = RT row blocks x S items (split-K; S a power of two, RT * S
+//                 = 8 or RT = 1), items w, w + 8, ... per warp; each item's P D fragments (16
+//                 outputs x 8 rows, fp32) go to shared memory, one thread per output sums the S
+//                 items in order (deterministic, no atomics) and applies the epilogue (row
+//                 constant, bias, rounding to T once).
 //   activations = T, row-major [m][I] (B columns >= m read row 0; never stored): X itself without perm /
 //                 norm; otherwise prep_activations writes x' = X[perm] * scale split into
 //                 hi = T(x') and lo = T(x' - hi) (a.x, a.x_lo) and every mma runs twice (hi, lo),
@@ -57,15 +63,19 @@ constexpr int kMmaStepCols = 32;    // columns per step (one 32-code unit)
 constexpr int kMmaChunk = 4;        // steps per chunk (one ring slot, one x register set)
 constexpr int kMmaItemFloats = 128; // D fragment of one warp item: 16 outputs x 8 rows
 constexpr int kMmaMaxRows = 8;      // activation rows (the mma's n)
-constexpr int kMmaStages = 8;       // index ring slots per warp (power of two)
-constexpr int kMmaSlotBytes = kMmaChunk * 2 * 64;    // one chunk of index words: 4 steps x 2 rows
+constexpr int kMmaPairChunkBytes = kMmaChunk * 2 * 64;  // one chunk of one pair's index words
+constexpr int kMmaRingBytes = 4096;  // index ring per warp: 8 chunk slots of one pair, 4 of two
+constexpr int kMmaMaxPairs = 2;      // row pairs per warp step (P): kernels for P = 1 and 2
 
-// Dynamic shared memory: both codebooks (8 copies of 16-byte rows) + the items' D fragments + the
-// warps' index rings.
-inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int stages = kMmaStages) {
+// Ring slots per warp (a power of two) for P pairs per step.
+__host__ __device__ constexpr int mma_stages(int pairs) { return kMmaRingBytes / (pairs * kMmaPairChunkBytes); }
+
+// Dynamic shared memory: both codebooks (8 copies of 16-byte rows) + the items' D fragments (P per
+// item) + the warps' index rings.
+inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs) {
   return static_cast<size_t>(groups) * ((size_t{1} << ib) + (size_t{1} << rb)) * 16 * kFastCopies +
-         static_cast<size_t>(items) * kMmaItemFloats * sizeof(float) +
-         static_cast<size_t>(kMmaWarps) * stages * kMmaSlotBytes;
+         static_cast<size_t>(items) * pairs * kMmaItemFloats * sizeof(float) +
+         static_cast<size_t>(kMmaWarps) * kMmaRingBytes;
 }
 
 #if !VPTQ_HIP
@@ -110,6 +120,13 @@ struct MmaOp<gpu_bfloat16> {
   }
 };
 
+// B operand of mma b from activation columns 8t .. 8t + 7 (h0 .. h7 of x): k-slots 2t, 2t + 1 are
+// columns 8t + b and 8t + 4 + b (code slot i of mma b is column 4i + b), so (h_b, h_{4+b}).
+__device__ __forceinline__ uint32_t mma_b_operand(const uint4& x, int b) {
+  const uint32_t lo = (b & 2) ? x.y : x.x, hi = (b & 2) ? x.w : x.z;
+  return __byte_perm(lo, hi, (b & 1) ? 0x7632u : 0x5410u);
+}
+
 // Four 8x8 b16 matrices, transposed: lane 8q + i gives the address of row i of matrix q.
 __device__ __forceinline__ void mma_ldsm_x4_trans(uint32_t addr, uint32_t (&r)[4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -145,27 +162,27 @@ __device__ __forceinline__ void mma_cp_async_wait() {
 #endif
 }
 
-// Work split of a launch (see the header comment): S items of U units per row pair, RT row pairs
-// per block tile.
+// Work split of a launch (see the header comment): S items of U units per row block (P pairs),
+// RT row blocks per block tile; S is a power of two (log_s) and RT * S == kMmaWarps or S a
+// multiple of kMmaWarps, so a warp's item index needs no division.
 struct MmaWork {
-  int S, U, RT, items, pairs, tiles, upr;
+  int S, log_s, U, RT, items, blocks, tiles, upr;
 };
 
 // Position in a warp's chunk sequence: tiles blockIdx.x, + gridDim.x, ...; items warp, + 8, ...
 // of each tile that have work; chunks u, u + 4, ... < uend of each item. tile >= tiles: done.
 struct MmaWalk {
-  int tile, it, rp, u, uend;
+  int tile, it, rb, u, uend;
 };
 
 // From item w.it of tile w.tile on, the first item with work.
 __device__ __forceinline__ void mma_walk_settle(MmaWalk& w, const MmaWork& k, int warp) {
   while (w.tile < k.tiles) {
     for (; w.it < k.items; w.it += kMmaWarps) {
-      const int rr = w.it / k.S, qq = w.it - rr * k.S;
-      w.rp = w.tile * k.RT + rr;
-      w.u = qq * k.U;
+      w.rb = w.tile * k.RT + (w.it >> k.log_s);
+      w.u = (w.it & (k.S - 1)) * k.U;
       w.uend = min(w.u + k.U, k.upr);
-      if (w.rp < k.pairs && w.u < w.uend) return;
+      if (w.rb < k.blocks && w.u < w.uend) return;
     }
     w.it = warp;
     w.tile += static_cast<int>(gridDim.x);
@@ -180,8 +197,10 @@ __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int 
   }
 }
 
-template <typename T, bool kXVec, bool kHiLo, int kStages>
+template <typename T, bool kXVec, bool kHiLo, int kPairs>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
+  constexpr int kStages = mma_stages(kPairs);
+  constexpr int kSlotBytes = kPairs * kMmaPairChunkBytes;
   static_assert((kStages & (kStages - 1)) == 0 && kStages >= 2, "ring slots: a power of two >= 2");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
   extern __shared__ __align__(16) unsigned char mma_smem[];
@@ -193,23 +212,27 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const int n_cb = L.groups * kRows * kFastCopies;  // 16-byte slots per codebook
   MmaWork k;
   k.S = a.chunks_per_row;
+  k.log_s = __ffs(k.S) - 1;
   k.U = a.units_per_item;
   k.RT = a.rows_per_tile;
   k.items = k.RT * k.S;
-  k.pairs = (L.index_rows + 1) / 2;
-  k.tiles = (k.pairs + k.RT - 1) / k.RT;
+  const int pairs = (L.index_rows + 1) / 2;
+  k.blocks = (pairs + kPairs - 1) / kPairs;
+  k.tiles = (k.blocks + k.RT - 1) / k.RT;
   const int upg = L.group_size / kMmaStepCols;  // units per group
   k.upr = upg * L.groups;                        // units per index row
   const int W = L.words_per_row;
+  const size_t group_words = static_cast<size_t>(L.index_rows) * W;
 
   float* part = reinterpret_cast<float*>(mma_smem + static_cast<size_t>(2 * n_cb) * 16);
-  const size_t ring_off = static_cast<size_t>(2 * n_cb) * 16 + static_cast<size_t>(k.items) * kMmaItemFloats * sizeof(float) +
-                          static_cast<size_t>(warp) * kStages * kMmaSlotBytes;
+  const size_t ring_off = static_cast<size_t>(2 * n_cb) * 16 +
+                          static_cast<size_t>(k.items) * kPairs * kMmaItemFloats * sizeof(float) +
+                          static_cast<size_t>(warp) * kStages * kSlotBytes;
   unsigned char* ring = mma_smem + ring_off;
   const uint32_t ring_s = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
 
-  // ---- producer role of this lane: 16 bytes of a chunk = step ps, row prow of the pair, words
-  // 4 pj .. 4 pj + 3 of the step's 16
+  // ---- producer role of this lane, for each pair p of the row block: 16 bytes of a chunk =
+  // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16
   const int ps = lane >> 3, prow = (lane >> 2) & 1, pj = lane & 3;
   const int p_off = ps * 128 + prow * 64 + pj * 16;
   MmaWalk pw{0, 0, 0, 0, 0};
@@ -218,31 +241,36 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   mma_walk_settle(pw, k, warp);
   MmaWalk xw = pw;  // activations: one chunk ahead of the mma
   int kp = 0;       // chunks requested
-  // words of this lane's index row in group 0 (+ 16 per unit; other groups: + g * index_rows * W)
+  // words of this lane's index rows in group 0 (+ 16 per unit; other groups: + g * group_words)
+  const uint32_t* prow_words[kPairs];
   auto row_words = [&]() {
-    const int r = min(2 * pw.rp + prow, L.index_rows - 1);
-    return L.packed + static_cast<size_t>(r) * W + 4 * pj;
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p) {
+      const int r = min(2 * (pw.rb * kPairs + p) + prow, L.index_rows - 1);
+      prow_words[p] = L.packed + static_cast<size_t>(r) * W + 4 * pj;
+    }
   };
-  const uint32_t* prow_words = row_words();
+  row_words();
   auto request = [&]() {
     if (pw.tile < k.tiles) {
       const int u = pw.u + ps;
       if (u < pw.uend) {
-        const uint32_t* src;
-        if (L.groups == 1) {
-          src = prow_words + u * 16;
-        } else {
+        size_t off_words = static_cast<size_t>(u) * 16;
+        if (L.groups > 1) {
           const int g = u / upg;
-          src = prow_words + static_cast<size_t>(g) * L.index_rows * W + (u - g * upg) * 16;
+          off_words = static_cast<size_t>(g) * group_words + static_cast<size_t>(u - g * upg) * 16;
         }
-        const int off = (kp & (kStages - 1)) * kMmaSlotBytes + p_off;
-        mma_cp_async16(ring_s + off, ring + off, src);
+        const int off = (kp & (kStages - 1)) * kSlotBytes + p_off;
+#pragma unroll
+        for (int p = 0; p < kPairs; ++p)
+          mma_cp_async16(ring_s + off + p * kMmaPairChunkBytes, ring + off + p * kMmaPairChunkBytes,
+                         prow_words[p] + off_words);
       }
       pw.u += kMmaChunk;
       if (pw.u >= pw.uend) {  // next item with work
         pw.it += kMmaWarps;
         mma_walk_settle(pw, k, warp);
-        if (pw.tile < k.tiles) prow_words = row_words();
+        if (pw.tile < k.tiles) row_words();
       }
     }
     mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
@@ -255,18 +283,19 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const int q = lane >> 3, i8 = lane & 7;
   const int arow = q & 1;  // index row of the pair
   const int acb = q >> 1;  // 0 main, 1 residual
-  const uint32_t sel = 0x4440u | static_cast<uint32_t>(2 * (i8 & 1) + acb);  // byte -> byte 0
+  // code 4 i8 + b of the step (mma b) is half b & 1 of word 2 i8 + b / 2: byte 2 (b & 1) + acb
+  const uint32_t sel_even = 0x4440u | static_cast<uint32_t>(acb), sel_odd = sel_even + 2;  // byte -> byte 0
   const uint32_t lane_cb = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem)) +
                            static_cast<uint32_t>(acb * n_cb * 16 + i8 * 16);
-  const unsigned char* c_src = ring + arow * 64 + (i8 >> 1) * 16;  // + slot + 128 * step
-  const int fg = lane >> 2, ft = lane & 3;
+  const unsigned char* c_src = ring + arow * 64 + i8 * 8;  // + slot + pair + 128 * step
+  const int fg = lane >> 2;
 
   // B column fg = activation row fg; lanes of rows >= m read row 0 instead: their D columns are
   // never stored (an mma's column n depends on B column n only)
   const int I = L.in_features;
   const int xrow = fg < a.m ? fg : 0;
-  const T* xh = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * ft;
-  const T* xl = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * ft : nullptr;
+  const T* xh = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
+  const T* xl = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
   auto load_x = [&](const T* base, uint4 (&xv)[kMmaChunk]) {
 #pragma unroll
     for (int s = 0; s < kMmaChunk; ++s) {
@@ -297,16 +326,46 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   }
   __syncthreads();
 
+  // One step (32 columns) of every pair of the row block: P x 4 gathers, then P x 4 mma (x 2 with
+  // hi / lo). Pair p accumulates mma b into d[p][b % 2] (two chains per pair, summed in fixed
+  // order after the item).
+  auto step = [&](float (&d)[kPairs][2][4], const unsigned char* slot, int s, uint32_t cbase, const uint4& x,
+                  const uint4& xlo) {
+    uint32_t af[kPairs][4][4];
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p) {
+      const uint2 w = *reinterpret_cast<const uint2*>(slot + p * kMmaPairChunkBytes + s * 128);
+      const uint32_t wv[2] = {w.x, w.y};
+#pragma unroll
+      for (int b = 0; b < 4; ++b)
+        mma_ldsm_x4_trans(cbase + __byte_perm(wv[b >> 1], 0u, (b & 1) ? sel_odd : sel_even) * kEntryBytes, af[p][b]);
+    }
+    const uint32_t xv[4] = {mma_b_operand(x, 0), mma_b_operand(x, 1), mma_b_operand(x, 2), mma_b_operand(x, 3)};
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+      for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][b & 1], af[p][b], xv[b]);
+    if constexpr (kHiLo) {
+      const uint32_t lv[4] = {mma_b_operand(xlo, 0), mma_b_operand(xlo, 1), mma_b_operand(xlo, 2),
+                              mma_b_operand(xlo, 3)};
+#pragma unroll
+      for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+        for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][b & 1], af[p][b], lv[b]);
+    }
+  };
+
   int kc = 0;  // chunks consumed
   for (int tile = blockIdx.x; tile < k.tiles; tile += gridDim.x) {
     for (int it = warp; it < k.items; it += kMmaWarps) {
-      const int rr = it / k.S, qq = it - rr * k.S;
-      const int rp = tile * k.RT + rr;
-      // two accumulator sets (mma b into d[b % 2]): halves the dependent-mma chain; summed in
-      // fixed order after the item
-      float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-      const int ubeg = qq * k.U, uend = min(ubeg + k.U, k.upr);
-      if (rp < k.pairs && ubeg < uend) {
+      const int rb = tile * k.RT + (it >> k.log_s);
+      float d[kPairs][2][4];
+#pragma unroll
+      for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) d[p][0][c] = d[p][1][c] = 0.f;
+      const int ubeg = (it & (k.S - 1)) * k.U, uend = min(ubeg + k.U, k.upr);
+      if (rb < k.blocks && ubeg < uend) {
         int g = 0, uu = ubeg;
         if (L.groups > 1) { g = ubeg / upg; uu = ubeg - g * upg; }
         uint32_t cbase = lane_cb + static_cast<uint32_t>(g * kRows * kEntryBytes);
@@ -314,10 +373,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
         for (int u0 = ubeg; u0 < uend; u0 += kMmaChunk) {
           // lo activations of this chunk (hi / lo only: not ahead, to stay within 128 registers)
           uint4 xlc[kMmaChunk];
+#pragma unroll
+          for (int s = 0; s < kMmaChunk; ++s) xlc[s] = make_uint4(0, 0, 0, 0);
           if constexpr (kHiLo) {
 #pragma unroll
             for (int s = 0; s < kMmaChunk; ++s)
-              xlc[s] = u0 + s < uend ? *reinterpret_cast<const uint4*>(xl + (u0 + s) * kMmaStepCols) : make_uint4(0, 0, 0, 0);
+              if (u0 + s < uend) xlc[s] = *reinterpret_cast<const uint4*>(xl + (u0 + s) * kMmaStepCols);
           }
           // activations of the next chunk
           uint4 xn[kMmaChunk];
@@ -326,30 +387,27 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
           // index words of this chunk (requested kStages - 1 chunks ago)
           mma_cp_async_wait<kStages - 2>();
           __syncwarp();
-          const unsigned char* slot = c_src + (kc & (kStages - 1)) * kMmaSlotBytes;
-          uint4 w[kMmaChunk];
-#pragma unroll
-          for (int s = 0; s < kMmaChunk; ++s) w[s] = *reinterpret_cast<const uint4*>(slot + s * 128);
+          const unsigned char* slot = c_src + (kc & (kStages - 1)) * kSlotBytes;
           ++kc;
           request();  // into the slot read in the previous chunk (all lanes passed the __syncwarp)
+          if (u0 + kMmaChunk <= uend && uu + kMmaChunk <= upg) {
+            // the common case, warp-uniform: a whole chunk inside one group
 #pragma unroll
-          for (int s = 0; s < kMmaChunk; ++s) {
-            if (u0 + s < uend) {  // warp-uniform
-              const uint32_t wv[4] = {w[s].x, w[s].y, w[s].z, w[s].w};
-              const uint32_t xv[4] = {xc[s].x, xc[s].y, xc[s].z, xc[s].w};
-              uint32_t af[4][4];
+            for (int s = 0; s < kMmaChunk; ++s) step(d, slot, s, cbase, xc[s], xlc[s]);
+            uu += kMmaChunk;
+            if (uu == upg) {  // next group's codebooks
+              uu = 0;
+              cbase += static_cast<uint32_t>(kRows * kEntryBytes);
+            }
+          } else {
 #pragma unroll
-              for (int b = 0; b < 4; ++b) mma_ldsm_x4_trans(cbase + __byte_perm(wv[b], 0u, sel) * kEntryBytes, af[b]);
-#pragma unroll
-              for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[b & 1], af[b], xv[b]);
-              if constexpr (kHiLo) {
-                const uint32_t lv[4] = {xlc[s].x, xlc[s].y, xlc[s].z, xlc[s].w};
-#pragma unroll
-                for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[b & 1], af[b], lv[b]);
-              }
-              if (++uu == upg) {  // next group's codebooks
-                uu = 0;
-                cbase += static_cast<uint32_t>(kRows * kEntryBytes);
+            for (int s = 0; s < kMmaChunk; ++s) {
+              if (u0 + s < uend) {  // warp-uniform
+                step(d, slot, s, cbase, xc[s], xlc[s]);
+                if (++uu == upg) {  // next group's codebooks
+                  uu = 0;
+                  cbase += static_cast<uint32_t>(kRows * kEntryBytes);
+                }
               }
             }
           }
@@ -359,18 +417,21 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
       }
       // D fragment of lane (g, t): (row pair output g, act row 2t, 2t+1), (output g + 8, ...)
 #pragma unroll
-      for (int c = 0; c < 4; ++c) part[it * kMmaItemFloats + lane * 4 + c] = d[0][c] + d[1][c];
+      for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) part[(it * kPairs + p) * kMmaItemFloats + lane * 4 + c] = d[p][0][c] + d[p][1][c];
     }
     __syncthreads();
     // ---- one thread per (row pair, output 0..15, activation row): S items in order, epilogue
-    for (int t = threadIdx.x; t < k.RT * kMmaItemFloats; t += blockDim.x) {
-      const int rr = t / kMmaItemFloats, rem = t - rr * kMmaItemFloats;
+    for (int t = threadIdx.x; t < k.RT * kPairs * kMmaItemFloats; t += blockDim.x) {
+      const int rp_t = t / kMmaItemFloats, rem = t - rp_t * kMmaItemFloats;  // rp_t = rr * P + p
+      const int rr = rp_t / kPairs, p = rp_t - rr * kPairs;
       const int ol = rem / kMmaMaxRows, m = rem - ol * kMmaMaxRows;
-      const int r = 2 * (tile * k.RT + rr) + (ol >> 3), o = r * 8 + (ol & 7);
+      const int r = 2 * ((tile * k.RT + rr) * kPairs + p) + (ol >> 3), o = r * 8 + (ol & 7);
       if (m < a.m && r < L.index_rows && o < L.out_features) {
         const int slot = ((ol & 7) * 4 + (m >> 1)) * 4 + (ol >> 3) * 2 + (m & 1);
         float sum = 0.f;
-        for (int qq = 0; qq < k.S; ++qq) sum += part[(rr * k.S + qq) * kMmaItemFloats + slot];
+        for (int qq = 0; qq < k.S; ++qq) sum += part[((rr * k.S + qq) * kPairs + p) * kMmaItemFloats + slot];
         store_output<T>(a, m, o, sum);
       }
     }
@@ -380,11 +441,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
 }
 #endif  // !VPTQ_HIP
 
-// Host launchers (gemv_mma.cu; CUDA only).
-template <typename T>
+// Host launchers (gemv_mma.cu; CUDA only), one per P.
+template <typename T, int P>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T>
+template <typename T, int P>
 int gemv_mma_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # csrc/cuda/tools/device_check.sh: one GPU-host session for the CUDA kernels: build (sm_90 only),
 # kernel tests, compute-sanitizer memcheck + racecheck on the quick subset, benchmark.
-#   bash csrc/cuda/tools/device_check.sh [steps...]   steps: build test memcheck racecheck bench benchq
+#   bash csrc/cuda/tools/device_check.sh [steps...]   steps: build baseline-build test memcheck racecheck bench benchq ncu
 # Logs go to $OUT (the device tool's folder) or ./build/device-out.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
@@ -19,6 +19,14 @@ for step in $steps; do
         ninja -C build/gpu; } > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
       grep "vptq-export:" "$OUT/build.log"
       cp build/gpu/python/_kernels*.so vptq_export/ ;;
+    baseline-build)
+      # the kernels of an earlier commit, for same-run A/B benchmarks:
+      #   git archive REV | tar -x -C build/baseline-src   (here; carry build/baseline-src)
+      #   PYTHONPATH=build/baseline-src python3 build/baseline-src/benchmarks/bench_kernels.py ...
+      src=${BASELINE_SRC:-build/baseline-src}
+      { cmake -S "$src" -B build/gpu-baseline -G Ninja -DVPTQ_CUDA_ARCHS=90 -DPython_EXECUTABLE=$py &&
+        ninja -C build/gpu-baseline; } > "$OUT/baseline-build.log" 2>&1 || { tail -40 "$OUT/baseline-build.log"; exit 1; }
+      cp build/gpu-baseline/python/_kernels*.so "$src/vptq_export/" ;;
     test)
       timeout 240 $py -m pytest -q -x -p no:cacheprovider tests/test_cuda_kernels.py 2>&1 | tee "$OUT/pytest.log" | tail -25 ;;
     memcheck|racecheck)
