@@ -4,7 +4,9 @@
 // Dispatch (one table, kGemvTable below, plus the rules in select_gemv() and plan()):
 //   M == 0                           nothing to do
 //   M <= VPTQ_GEMV_MAX_M (8)         decode, MB = smallest of {1,2,4,8} >= M:
-//     mma kernel (gemv_mma.cuh)      first choice for kMmaMinRows <= M <= 8 (one kernel for all M):
+//     mma kernel (gemv_mma.cuh)      first choice for kMmaMinRows <= M <= 8 (one kernel for all M;
+//                                    P = 1 or 2 row pairs per warp step, two table entries,
+//                                    P and the split-K S from mma_geometry's cost model):
 //                                    CUDA (not HIP) on sm_80+, fp16 /
 //                                    bf16, (v, index_bits, res_index_bits) in
 //                                    VPTQ_GEMV_MMA_LAYOUTS (gemv_fast_table.h), no outliers,
