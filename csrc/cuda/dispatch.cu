@@ -104,7 +104,7 @@ constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
 // rows) by P (pairs per warp step; [0] unused) relative to P = 1, and the per-item overhead in
 // P = 1 pair-steps. Fitted to a sweep of P in {1, 2} x S in {1, 2, 4, 8, 16} on the H200 (8
 // Llama shapes, M = 1, docs/kernels.md): with these values the model picks the fastest measured
-// (P, S) on all 8 shapes (the earlier model, which favoured P = 1, lost up to 13% on 8B qkv).
+// (P, S) on all 8 shapes (its unfitted first form picked P = 1 on 4 of them, up to 13% slower).
 constexpr double kMmaPairStepCost[gpu::kMmaMaxPairs + 1] = {0.0, 1.0, 0.6};
 constexpr double kMmaItemOverhead = 16.0;
 
