@@ -52,6 +52,7 @@
 #include "gemv_fast.cuh"
 #include "gemv_fast_table.h"
 #include "gemv_mma.cuh"
+#include "env_knob.h"
 #include "gemv_table.h"
 #include "prefill.h"
 #include "vptq/cuda.h"
@@ -77,8 +78,7 @@ constexpr size_t kDequantChunkMaxBytes = 128ull << 20;
 // (benchmark sweeps; read once per process).
 size_t dequant_chunk_bytes() {
   static const size_t bytes = [] {
-    const char* e = std::getenv("VPTQ_PREFILL_CHUNK_MB");
-    const long mb = e && *e ? std::atol(e) : 0;
+    const long mb = gpu::env_knob("VPTQ_PREFILL_CHUNK_MB", 0);
     return mb > 0 ? static_cast<size_t>(mb) << 20 : kDequantChunkMaxBytes;
   }();
   return bytes;
@@ -195,6 +195,7 @@ int multiprocessors();
 // rows when the layer would give fewer tiles than multiprocessors), items = RT * S.
 struct FastGeometry {
   int chunks = 0, units = 32, rows_per_tile = 1, items = 0;
+  int64_t tiles = 0;  // block tiles of the layer (the launch's grid is at most this)
   int pairs = 1;      // mma kernel: index-row pairs per warp step (P)
   double cost = 0.0;  // mma kernel: modelled time (mma_geometry), to compare P = 1 and 2
 };
@@ -215,6 +216,7 @@ FastGeometry fast_geometry(const LayerAttributes& a) {
   while (rt > 1 && (rows + rt - 1) / rt < multiprocessors()) rt /= 2;
   f.rows_per_tile = rt;
   f.items = rt * f.chunks;
+  f.tiles = (rows + rt - 1) / rt;
   return f;
 }
 
@@ -259,10 +261,7 @@ FastGeometry mma_geometry(const LayerAttributes& a, int P) {
   const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + 1) / 2);
   const int64_t row_blocks = (pairs + P - 1) / P;
   const int64_t sms = multiprocessors(), blocks = sms * 2;
-  static const int forced_split = [] {  // VPTQ_GEMV_MMA_SPLIT=S forces S where valid (sweeps)
-    const char* e = std::getenv("VPTQ_GEMV_MMA_SPLIT");
-    return e && *e ? std::atoi(e) : 0;
-  }();
+  static const long forced_split = gpu::env_knob("VPTQ_GEMV_MMA_SPLIT", 0);  // S, where valid (sweeps)
   FastGeometry best;
   for (int s = 1; s <= 16; s *= 2) {
     const int64_t u = ((upr + s - 1) / s + gpu::kMmaChunk - 1) / gpu::kMmaChunk * gpu::kMmaChunk;
@@ -276,12 +275,14 @@ FastGeometry mma_geometry(const LayerAttributes& a, int P) {
     const double cost = static_cast<double>(rounds * warp_rounds) *
                         (static_cast<double>(u * P) * kMmaPairStepCost[P] + kMmaItemOverhead) * fill;
     if (best.items == 0 || cost < best.cost || s == forced_split) {
-      best.cost = s == forced_split ? 0.0 : cost;
+      best.cost = cost;
       best.chunks = s;
       best.units = static_cast<int>(u);
       best.rows_per_tile = static_cast<int>(rt);
       best.items = static_cast<int>(items);
+      best.tiles = tiles;
       best.pairs = P;
+      if (s == forced_split) break;
     }
   }
   return best;
@@ -293,10 +294,7 @@ bool mma_device_ok() {
 #if VPTQ_HIP
   return false;
 #else
-  static const bool env_off = [] {
-    const char* e = std::getenv("VPTQ_GEMV_MMA");
-    return e && e[0] == '0';
-  }();
+  static const bool env_off = gpu::env_knob("VPTQ_GEMV_MMA", 1) == 0;
   return !env_off && device_attribute(kAttrCcMajor, gpuDevAttrComputeCapabilityMajor, 0) >= 8;
 #endif
 }
@@ -305,14 +303,8 @@ bool mma_device_ok() {
 // Among the entries for the layout (P = 1 and 2 pairs per warp step), the least modelled time
 // (ties: the larger P); VPTQ_GEMV_MMA_PAIRS=1 or 2 forces P (A/B measurements).
 int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, FastGeometry* geom) {
-  static const int min_rows = [] {
-    const char* e = std::getenv("VPTQ_GEMV_MMA_MIN_M");
-    return e && *e ? std::max(1, std::atoi(e)) : kMmaMinRows;
-  }();
-  static const int forced_pairs = [] {
-    const char* e = std::getenv("VPTQ_GEMV_MMA_PAIRS");
-    return e && *e ? std::atoi(e) : 0;
-  }();
+  static const long min_rows = std::max(1L, gpu::env_knob("VPTQ_GEMV_MMA_MIN_M", kMmaMinRows));
+  static const long forced_pairs = gpu::env_knob("VPTQ_GEMV_MMA_PAIRS", 0);
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
@@ -675,20 +667,17 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
         if (p.split) g.x_lo = ws + p.xs_off + static_cast<size_t>(M) * I * dtype_size(dtype);
       }
       g.xs = nullptr;
-      const int64_t row_blocks = ((a.num_index_rows() + 1) / 2 + f.pairs - 1) / f.pairs;
-      const int64_t tiles = (row_blocks + f.rows_per_tile - 1) / f.rows_per_tile;
-      grid = std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
+      grid = std::min<int64_t>(f.tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem));
     } else if (p.fast) {
       const FastGeometry& f = p.geom;
       g.rows_per_tile = f.rows_per_tile;
       g.chunks_per_row = f.chunks;
       g.units_per_item = f.units;
-      const int64_t tiles = (a.num_index_rows() + f.rows_per_tile - 1) / f.rows_per_tile;
       const int row_bytes = L.v * static_cast<int>(dtype_size(dtype));
       const bool staged = gpu::fast_cb_in_smem(L.index_bits, row_bytes) ||
                           (L.k_res > 0 && gpu::fast_cb_in_smem(L.bits - L.index_bits, row_bytes));
-      grid = staged ? std::min<int64_t>(tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem))
-                    : tiles;
+      grid = staged ? std::min<int64_t>(f.tiles, int64_t{multiprocessors()} * blocks_per_sm(p.entry, p.cb_smem))
+                    : f.tiles;
     } else {
       g.cb_in_smem = p.cb_smem > 0;
       const int64_t tiles = (a.num_index_rows() + k.r - 1) / k.r * g.slices;

@@ -62,26 +62,7 @@ struct GemvArgs {
 template <typename T, int VT, bool EXACT>
 __device__ __forceinline__ void load_row(const T* p, float (&out)[VT], int valid) {
   if constexpr (EXACT) {
-    constexpr int kBytes = VT * static_cast<int>(sizeof(T));
-    alignas(16) T tmp[VT];
-    if constexpr (kBytes % 16 == 0) {
-#pragma unroll
-      for (int i = 0; i < kBytes / 16; ++i)
-        reinterpret_cast<uint4*>(tmp)[i] = reinterpret_cast<const uint4*>(p)[i];
-    } else if constexpr (kBytes % 8 == 0) {
-#pragma unroll
-      for (int i = 0; i < kBytes / 8; ++i)
-        reinterpret_cast<uint2*>(tmp)[i] = reinterpret_cast<const uint2*>(p)[i];
-    } else if constexpr (kBytes % 4 == 0) {
-#pragma unroll
-      for (int i = 0; i < kBytes / 4; ++i)
-        reinterpret_cast<uint32_t*>(tmp)[i] = reinterpret_cast<const uint32_t*>(p)[i];
-    } else {
-#pragma unroll
-      for (int i = 0; i < VT; ++i) tmp[i] = p[i];
-    }
-#pragma unroll
-    for (int i = 0; i < VT; ++i) out[i] = to_float(tmp[i]);
+    load_aligned_row<T, VT, 16>(p, out);
   } else {
 #pragma unroll
     for (int i = 0; i < VT; ++i) out[i] = i < valid ? to_float(p[i]) : 0.f;

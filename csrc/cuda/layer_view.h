@@ -26,6 +26,33 @@ __host__ __device__ __forceinline__ bool aligned_to(const void* p, size_t bytes)
   return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0;
 }
 
+__host__ __device__ constexpr int lowest_bit(int n) { return n & -n; }
+__host__ __device__ constexpr int min_int(int a, int b) { return a < b ? a : b; }
+
+// Vector type of `Bytes` bytes (a power of two, 2..16) for aligned loads.
+template <int Bytes> struct LoadWord;
+template <> struct LoadWord<16> { using type = uint4; };
+template <> struct LoadWord<8> { using type = uint2; };
+template <> struct LoadWord<4> { using type = uint32_t; };
+template <> struct LoadWord<2> { using type = uint16_t; };
+
+// out[j] = float(row[j]) for j < N; `row` is aligned to kAlign bytes (a power of two), so the
+// N * sizeof(T) bytes are read with min(kAlign, lowest power of two dividing the size, 16)-byte
+// loads (kAlign = 16: the widest access that divides the row's bytes).
+template <typename T, int N, int kAlign>
+__device__ __forceinline__ void load_aligned_row(const T* __restrict__ row, float (&out)[N]) {
+  constexpr int kBytes = N * static_cast<int>(sizeof(T));
+  constexpr int kWord = min_int(min_int(kAlign, lowest_bit(kBytes)), 16);
+  using W = typename LoadWord<kWord>::type;
+  W buf[kBytes / kWord];
+  const W* src = reinterpret_cast<const W*>(row);
+#pragma unroll
+  for (int i = 0; i < kBytes / kWord; ++i) buf[i] = src[i];
+  const T* t = reinterpret_cast<const T*>(buf);
+#pragma unroll
+  for (int j = 0; j < N; ++j) out[j] = to_float(t[j]);
+}
+
 struct LayerView {
   int out_features = 0;       // O
   int in_features = 0;        // I

@@ -31,7 +31,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
+
+#include "env_knob.h"
 
 namespace vptq {
 namespace gpu {
@@ -122,32 +123,6 @@ constexpr int kDequantTileMinBlocks = 3;  // <= 85 registers (94 unbounded; H100
 // The vector lengths dequant_tiles is compiled for (X-macro: instantiation and dispatch).
 #define VPTQ_DEQUANT_TILE_VECTOR_LENS(X) X(2) X(4) X(6) X(8) X(12) X(16)
 
-__host__ __device__ constexpr int lowest_bit(int n) { return n & -n; }
-__host__ __device__ constexpr int min_int(int a, int b) { return a < b ? a : b; }
-
-// Vector type of `Bytes` bytes (a power of two, 2..16) for aligned loads.
-template <int Bytes> struct LoadWord;
-template <> struct LoadWord<16> { using type = uint4; };
-template <> struct LoadWord<8> { using type = uint2; };
-template <> struct LoadWord<4> { using type = uint32_t; };
-template <> struct LoadWord<2> { using type = uint16_t; };
-
-// out[j] = float(row[j]) for j < N; `row` is aligned to kAlign bytes (a power of two), so the
-// N * sizeof(T) bytes are read with min(kAlign, lowest power of two dividing the size)-byte loads.
-template <typename T, int N, int kAlign>
-__device__ __forceinline__ void load_row(const T* __restrict__ row, float (&out)[N]) {
-  constexpr int kBytes = N * static_cast<int>(sizeof(T));
-  constexpr int kWord = min_int(min_int(kAlign, lowest_bit(kBytes)), 16);
-  using W = typename LoadWord<kWord>::type;
-  W buf[kBytes / kWord];
-  const W* src = reinterpret_cast<const W*>(row);
-#pragma unroll
-  for (int i = 0; i < kBytes / kWord; ++i) buf[i] = src[i];
-  const T* t = reinterpret_cast<const T*>(buf);
-#pragma unroll
-  for (int j = 0; j < N; ++j) out[j] = to_float(t[j]);
-}
-
 // Stores 8 consecutive T (16-byte aligned) as 16-byte words.
 template <typename T>
 __device__ __forceinline__ void store8(T* __restrict__ dst, const T (&vals)[kTileCodes]) {
@@ -173,10 +148,10 @@ __device__ __forceinline__ void dequant_tile_rows(const T* __restrict__ cb, cons
 #pragma unroll
   for (int c = 0; c < kTileCodes; ++c) {
     float w[N];
-    load_row<T, N, kAlign>(cb + static_cast<size_t>(main[c]) * V + J0, w);
+    load_aligned_row<T, N, kAlign>(cb + static_cast<size_t>(main[c]) * V + J0, w);
     if (rcb) {
       float r[N];
-      load_row<T, N, kAlign>(rcb + static_cast<size_t>(res[c]) * V + J0, r);
+      load_aligned_row<T, N, kAlign>(rcb + static_cast<size_t>(res[c]) * V + J0, r);
 #pragma unroll
       for (int j = 0; j < N; ++j) w[j] += r[j];
     }
@@ -346,10 +321,7 @@ gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm,
 namespace {
 
 bool tiles_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("VPTQ_DEQUANT_TILES");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_knob("VPTQ_DEQUANT_TILES", 1) != 0;
   return on;
 }
 
