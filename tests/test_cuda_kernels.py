@@ -30,6 +30,8 @@ pytestmark = pytest.mark.gpu
 QUICK = os.environ.get("VPTQ_CUDA_TEST_QUICK") == "1"
 # set by test_mma_kernel_both_pair_counts for its child run (with VPTQ_GEMV_MMA_PAIRS)
 FORCED_PAIRS = os.environ.get("VPTQ_CUDA_TEST_FORCED_PAIRS", "")
+# set by test_mma_gather_kernel_at_one_row for its child run (with VPTQ_GEMV_MMA_GATHER_MIN_M=1)
+GATHER_AT_M1 = os.environ.get("VPTQ_CUDA_TEST_GATHER_M1") == "1"
 
 # Relative tolerance per dtype, for ||y - ref|| / ||ref|| and for max|y - ref| / max|ref|.
 # Inputs (codebooks, X, scale, biases) are generated in the dtype, so the reference sees exactly
@@ -123,6 +125,16 @@ CONFIGS = {
                                  bias=True),
     # many row blocks per launch (several tiles per persistent block), odd index-row count
     "v8-k256-256-tall-mma": dict(in_features=256, out_features=8200, v=8, k=256, k_res=256),
+    # tensor-core gather kernel (gemv_mma_gather.cuh, v8 with 16-bit main codes): G = 2 with 9
+    # units per group (a partial chunk, groups switching inside a chunk), an odd index-row count
+    # with perm and a partial last chunk, bf16 + norm (hi / lo), split-K, many tiles per block
+    "v8-k65536-G2-9units-mma": dict(in_features=576, out_features=72, v=8, k=65536, group_num=2, bias=True),
+    "v8-k65536-256-odd-perm-mma": dict(in_features=1056, out_features=120, v=8, k=65536, k_res=256,
+                                       perm=True),
+    "v8-k65536-256-norm-mma": dict(in_features=2048, out_features=136, v=8, k=65536, k_res=256, norm=True,
+                                   bias=True),
+    "v8-k65536-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=65536, k_res=256),
+    "v8-k65536-tall-mma": dict(in_features=256, out_features=8200, v=8, k=65536),
     # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
     # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
@@ -131,7 +143,8 @@ CONFIGS = {
 QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-perm-norm",
                  "v12-k512-res32-outl-bias", "v3-k512-tall-all", "v8-k256-256-G2-ragged-fast",
                  "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536",
-                 "v8-k256-256-perm-mma", "v8-k256-256-norm-mma")
+                 "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
+                 "v8-k65536-256-odd-perm-mma")
 
 
 def _device_weights(layer, dtype):
@@ -190,6 +203,8 @@ def test_gemm_cuda_matches_fp64_reference(config):
                         f"kernel={mod.gemm_cuda_kernel_name(attrs, DTYPE_NAME[dtype], m)}")
                 if FORCED_PAIRS and what.endswith(">") and "kernel=vptq_gemv_mma<" in what:
                     assert what.endswith(f",P={FORCED_PAIRS}>"), f"{what}: VPTQ_GEMV_MMA_PAIRS ignored"
+                if GATHER_AT_M1 and m == 1 and dtype != torch.float32 and not (spec.enable_norm and dtype == torch.float16):
+                    assert "kernel=vptq_gemv_mma_gather<" in what, f"{what}: VPTQ_GEMV_MMA_GATHER_MIN_M ignored"
                 y1 = _run(mod, attrs, dtype, xd, weights, use_blas)
                 _check(y1, ref, dtype, what)
                 y2 = _run(mod, attrs, dtype, xd, weights, use_blas)
@@ -274,6 +289,39 @@ def test_mma_kernel_dispatch():
     assert mod.gemm_cuda_kernel_name(norm, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=1>"
 
 
+def _gather_name(dt, rb):
+    return f"vptq_gemv_mma_gather<{dt},V=8,IB=16,RB={rb}>"
+
+
+def test_mma_gather_kernel_dispatch():
+    """v8 with 16-bit main codes takes the tensor-core gather kernel for 2 <= M <= 8 (fp16 / bf16;
+    M = 1 the fast kernel, measured faster), G = 1 when there is a residual (one staged residual
+    codebook), not fp16 + norm (dispatch.cu)."""
+    mod = _kernels()
+    if not _mma_expected() or "VPTQ_GEMV_MMA_GATHER_MIN_M" in os.environ:
+        pytest.skip("tensor-core decode kernels off (device below sm_80, VPTQ_GEMV_MMA=0) or moved")
+    for k_res, rb in ((0, 0), (256, 8)):
+        attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=65536,
+                                                           k_res=k_res)).as_dict()
+        for dt in ("float16", "bfloat16"):
+            assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=16,RB={rb},MB=1>"
+            for m in (2, 3, 5, 8):
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb)
+            assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant_tiles<{dt}>+")
+        assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
+        assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
+    g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=65536,
+                                                    k_res=256, group_num=2)).as_dict()
+    assert mod.gemm_cuda_kernel_name(g2, "float16", 2) == "vptq_gemv<float16,VT=8,MB=2,R=1,exact=true>"
+    g2_plain = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=65536,
+                                                          group_num=2)).as_dict()
+    assert mod.gemm_cuda_kernel_name(g2_plain, "bfloat16", 4) == _gather_name("bfloat16", 0)
+    norm = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=65536,
+                                                      k_res=256, norm=True)).as_dict()
+    assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 8) == _gather_name("bfloat16", 8)
+    assert mod.gemm_cuda_kernel_name(norm, "float16", 8) == "vptq_gemv_fast<float16,V=8,IB=16,RB=8,MB=8>"
+
+
 @pytest.mark.parametrize("pairs", [1, 2])
 def test_mma_kernel_both_pair_counts(pairs):
     """Both compiled variants of the tensor-core kernel (P = 1 and 2 index-row pairs per warp
@@ -289,12 +337,29 @@ def test_mma_kernel_both_pair_counts(pairs):
     assert " passed" in proc.stdout and " skipped" not in proc.stdout, proc.stdout[-2000:]
 
 
+def test_mma_gather_kernel_at_one_row():
+    """The gather kernel at M = 1 too (dispatch gives M = 1 to the fast kernel):
+    VPTQ_GEMV_MMA_GATHER_MIN_M=1 (read once per process, so in a fresh interpreter) on every
+    k65536 mma configuration; the child asserts the gather kernel ran at M = 1."""
+    _kernels()
+    if not _mma_expected():
+        pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
+    env = dict(os.environ, VPTQ_GEMV_MMA_GATHER_MIN_M="1", VPTQ_CUDA_TEST_GATHER_M1="1")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
+                           "-k", "matches_fp64 and k65536 and mma"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and " skipped" not in proc.stdout, proc.stdout[-2000:]
+
+
 @pytest.mark.parametrize("m", [1, 2, 5, 8])
-def test_mma_kernel_unaligned_activations(m):
-    """X at an address that is not 16-byte aligned: element loads instead of vector loads."""
+@pytest.mark.parametrize("k,k_res", [(256, 256), (65536, 256), (65536, 0)])
+def test_mma_kernel_unaligned_activations(m, k, k_res):
+    """X at an address that is not 16-byte aligned: element loads instead of vector loads (both
+    tensor-core kernels)."""
     mod = _kernels()
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
-    spec = synthetic.make_spec(in_features=512, out_features=88, v=8, k=256, k_res=256)
+    spec = synthetic.make_spec(in_features=512, out_features=88, v=8, k=k, k_res=k_res)
     attrs = OpAttributes.from_spec(spec).as_dict()
     layer = synthetic.random_layer(spec, torch.float16, rng)
     weights = _device_weights(layer, torch.float16)

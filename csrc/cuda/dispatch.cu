@@ -52,6 +52,7 @@
 #include "gemv_fast.cuh"
 #include "gemv_fast_table.h"
 #include "gemv_mma.cuh"
+#include "gemv_mma_gather.cuh"
 #include "env_knob.h"
 #include "gemv_table.h"
 #include "prefill.h"
@@ -97,6 +98,12 @@ constexpr int kFastWarpsPerBlock = gpu::kFastThreads / 32;  // host view (32-lan
 // against 15.4 / 27.3 / 27.9 (fast kernel), M = 8 8B up 27.0 against 103.0 (fast MB = 8): it wins
 // at every M (VPTQ_GEMV_MMA_MIN_M overrides).
 constexpr int kMmaMinRows = 1;
+// tensor-core gather kernel (gemv_mma_gather.cuh, 16-bit main codes) from this many rows on.
+// Measured (H200, fp16, same run, docs/kernels.md): M = 1 it is 3-6% slower than the fast kernel
+// (8B up v8-k65536 58.9 against 55.6 us, v8-k65536-256 66.3 against 64.1; its staging ring takes
+// shared memory that the fast kernel leaves to L1, which caches ~20% of the gathers), M = 8 2.0x
+// faster (61.4 against 123.0 us; 68.2 against 133.3). VPTQ_GEMV_MMA_GATHER_MIN_M overrides.
+constexpr int kMmaGatherMinRows = 2;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
 constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
@@ -157,7 +164,14 @@ struct GemvEntry {
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
-#define VPTQ_MMA_ROWS VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)
+#define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, RB)                                                   \
+  {DT, 8, true, gpu::kMmaMaxRows, 1, gpu::kGatherIndexBits, RB, true, &gpu::launch_gemv_mma_gather<T, RB>, \
+   &gpu::gemv_mma_gather_blocks_per_sm<T, RB>, "vptq_gemv_mma_gather<" DTNAME ",V=8,IB=16,RB=" #RB ">"},
+#define VPTQ_MMA_GATHER_F16(RB) VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", RB)
+#define VPTQ_MMA_GATHER_BF16(RB) VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", RB)
+#define VPTQ_MMA_ROWS                                                                        \
+  VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)                   \
+  VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16) VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16)
 #else
 #define VPTQ_MMA_ROWS
 #endif
@@ -299,12 +313,22 @@ bool mma_device_ok() {
 #endif
 }
 
+// Dynamic shared memory of a tensor-core table entry (index bits ib, residual bits rb) for a
+// geometry of `items` warp items and `pairs` row pairs per step: the gather kernel
+// (gemv_mma_gather.cuh) for 16-bit main codes, else gemv_mma.cuh's staged codebooks.
+size_t mma_entry_smem(const LayerAttributes& a, int ib, int rb, int items, int pairs) {
+  if (ib == gpu::kGatherIndexBits) return gpu::mma_gather_smem_bytes(rb, items);
+  return gpu::mma_smem_bytes(static_cast<int>(a.group_num), ib, rb, items, pairs);
+}
+
 // The tensor-core kernel for (dtype, layout, m), or -1; ptr_ok and *geom as for select_fast.
 // Among the entries for the layout (P = 1 and 2 pairs per warp step), the least modelled time
-// (ties: the larger P); VPTQ_GEMV_MMA_PAIRS=1 or 2 forces P (A/B measurements).
+// (ties: the larger P); VPTQ_GEMV_MMA_PAIRS=1 or 2 forces P of gemv_mma.cuh (A/B measurements;
+// the gather kernel has P = 1 only).
 int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, FastGeometry* geom) {
   static const long min_rows = std::max(1L, gpu::env_knob("VPTQ_GEMV_MMA_MIN_M", kMmaMinRows));
   static const long forced_pairs = gpu::env_knob("VPTQ_GEMV_MMA_PAIRS", 0);
+  static const long gather_min_rows = std::max(1L, gpu::env_knob("VPTQ_GEMV_MMA_GATHER_MIN_M", kMmaGatherMinRows));
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
@@ -312,12 +336,12 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
     if (!e.mma || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits || e.rb != a.res_index_bits ||
-        (forced_pairs > 0 && e.r != forced_pairs))
+        (forced_pairs > 0 && e.ib != gpu::kGatherIndexBits && e.r != forced_pairs))
       continue;
+    if (e.ib == gpu::kGatherIndexBits && (m < gather_min_rows || (e.rb > 0 && a.group_num != 1)))
+      continue;  // M = 1: the fast kernel; a residual: one staged residual codebook (G = 1)
     const FastGeometry f = mma_geometry(a, e.r);
-    if (f.items == 0 ||
-        gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, f.items, e.r) > kMmaMaxSmemBytes)
-      continue;
+    if (f.items == 0 || mma_entry_smem(a, e.ib, e.rb, f.items, e.r) > kMmaMaxSmemBytes) continue;
     if (best < 0 || f.cost < geom->cost || (f.cost == geom->cost && f.pairs > geom->pairs)) {
       *geom = f;
       best = i;
@@ -402,8 +426,8 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
     p.decode_mb = p.split ? -1 : 0;
     if (p.prep) { p.xs_off = off; off += align_up((p.split ? 2 : 1) * static_cast<size_t>(m) * I * sz); }
     if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
-    p.cb_smem = gpu::mma_smem_bytes(static_cast<int>(a.group_num), static_cast<int>(a.index_bits),
-                                    static_cast<int>(a.res_index_bits), p.geom.items, p.geom.pairs);
+    p.cb_smem = mma_entry_smem(a, static_cast<int>(a.index_bits), static_cast<int>(a.res_index_bits), p.geom.items,
+                               p.geom.pairs);
   } else if (p.gemv) {
     p.entry = select_fast(a, dtype, m, fast_ok, &p.geom);
     p.fast = p.entry >= 0;

@@ -93,29 +93,31 @@ __device__ __forceinline__ uint4 mma_load_x8(const T* p) {
   }
 }
 
+// D (16 x 8, fp32) += A (16 x 16) . B (16 x 8): b0 holds B's k-slots 2t, 2t + 1 and b1 k-slots
+// 2t + 8, 2t + 9 of column g for lane (g, t).
 template <typename T>
 struct MmaOp;
 template <>
 struct MmaOp<gpu_half> {
-  __device__ static __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b) {
+  __device__ static __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b), "r"(b));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 #endif
   }
 };
 template <>
 struct MmaOp<gpu_bfloat16> {
-  __device__ static __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b) {
+  __device__ static __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b), "r"(b));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 #endif
   }
 };
@@ -140,11 +142,34 @@ __device__ __forceinline__ void mma_ldsm_x4_trans(uint32_t addr, uint32_t (&r)[4
 #endif
 }
 
+// The same for rows whose addresses do not depend on data read after the cp.async wait (the
+// gather kernel's staging ring): volatile + memory clobber, so it is not moved above the wait.
+__device__ __forceinline__ void mma_ldsm_x4_trans_after_wait(uint32_t addr, uint32_t (&r)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+#else
+  r[0] = r[1] = r[2] = r[3] = addr;
+#endif
+}
+
 // 16 bytes global -> shared without registers (sm_80+; a plain copy below).
 __device__ __forceinline__ void mma_cp_async16(uint32_t dst, void* dst_generic, const void* src) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   (void)dst_generic;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+#else
+  (void)dst;
+  *static_cast<uint4*>(dst_generic) = *static_cast<const uint4*>(src);
+#endif
+}
+// The same through L1 (cp.async.ca): for random codebook rows that may be read again soon.
+__device__ __forceinline__ void mma_cp_async16_l1(uint32_t dst, void* dst_generic, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  (void)dst_generic;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
 #else
   (void)dst;
   *static_cast<uint4*>(dst_generic) = *static_cast<const uint4*>(src);
@@ -169,6 +194,55 @@ struct MmaWork {
   int S, log_s, U, RT, items, blocks, tiles, upr;
 };
 
+// The launch's work split (GemvArgs: S = chunks_per_row, U = units_per_item, RT = rows_per_tile)
+// for P row pairs per row block.
+__device__ __forceinline__ MmaWork mma_work(const GemvArgs& a, int pairs_per_block) {
+  const LayerView& L = a.L;
+  MmaWork k;
+  k.S = a.chunks_per_row;
+  k.log_s = __ffs(k.S) - 1;
+  k.U = a.units_per_item;
+  k.RT = a.rows_per_tile;
+  k.items = k.RT * k.S;
+  const int pairs = (L.index_rows + 1) / 2;
+  k.blocks = (pairs + pairs_per_block - 1) / pairs_per_block;
+  k.tiles = (k.blocks + k.RT - 1) / k.RT;
+  k.upr = (L.group_size / kMmaStepCols) * L.groups;
+  return k;
+}
+
+// Stage `n` 16-byte codebook rows as kCopies (a power of two <= 8) interleaved copies (entry e, copy
+// i at slot kCopies * e + i): one global load per entry, copy i written at step (i - e) % kCopies,
+// so a quarter warp's stores hit distinct bank groups. Block-wide; the caller synchronises.
+template <int kCopies = kFastCopies>
+__device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src, int n) {
+  for (int e = threadIdx.x; e < n; e += blockDim.x) {
+    const uint4 v = src[e];
+#pragma unroll
+    for (int i = 0; i < kCopies; ++i) dst[e * kCopies + ((i + e) & (kCopies - 1))] = v;
+  }
+}
+
+// End of a block tile: one thread per (row block rr, pair p, output 0..15, activation row) sums the
+// S items' D fragments (part[(item * P + p) * 128 + lane * 4 + c], fragment order) in item order
+// (deterministic, no atomics) and stores the output with the epilogue.
+template <typename T, int kPairs>
+__device__ __forceinline__ void mma_fold_tile(const GemvArgs& a, const float* part, const MmaWork& k, int tile) {
+  const LayerView& L = a.L;
+  for (int t = threadIdx.x; t < k.RT * kPairs * kMmaItemFloats; t += blockDim.x) {
+    const int rp_t = t / kMmaItemFloats, rem = t - rp_t * kMmaItemFloats;  // rp_t = rr * P + p
+    const int rr = rp_t / kPairs, p = rp_t - rr * kPairs;
+    const int ol = rem / kMmaMaxRows, m = rem - ol * kMmaMaxRows;
+    const int r = 2 * ((tile * k.RT + rr) * kPairs + p) + (ol >> 3), o = r * 8 + (ol & 7);
+    if (m < a.m && r < L.index_rows && o < L.out_features) {
+      const int slot = ((ol & 7) * 4 + (m >> 1)) * 4 + (ol >> 3) * 2 + (m & 1);
+      float sum = 0.f;
+      for (int qq = 0; qq < k.S; ++qq) sum += part[((rr * k.S + qq) * kPairs + p) * kMmaItemFloats + slot];
+      store_output<T>(a, m, o, sum);
+    }
+  }
+}
+
 // Position in a warp's chunk sequence: tiles blockIdx.x, + gridDim.x, ...; items warp, + 8, ...
 // of each tile that have work; chunks u, u + 4, ... < uend of each item. tile >= tiles: done.
 struct MmaWalk {
@@ -189,8 +263,11 @@ __device__ __forceinline__ void mma_walk_settle(MmaWalk& w, const MmaWork& k, in
   }
 }
 
+// Next chunk of kChunk units (a divisor of kMmaChunk, so chunks never cross an item's end).
+template <int kChunk = kMmaChunk>
 __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int warp) {
-  w.u += kMmaChunk;
+  static_assert(kMmaChunk % kChunk == 0, "items are multiples of kMmaChunk units");
+  w.u += kChunk;
   if (w.u >= w.uend) {
     w.it += kMmaWarps;
     mma_walk_settle(w, k, warp);
@@ -210,17 +287,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
   const int n_cb = L.groups * kRows * kFastCopies;  // 16-byte slots per codebook
-  MmaWork k;
-  k.S = a.chunks_per_row;
-  k.log_s = __ffs(k.S) - 1;
-  k.U = a.units_per_item;
-  k.RT = a.rows_per_tile;
-  k.items = k.RT * k.S;
-  const int pairs = (L.index_rows + 1) / 2;
-  k.blocks = (pairs + kPairs - 1) / kPairs;
-  k.tiles = (k.blocks + k.RT - 1) / k.RT;
+  const MmaWork k = mma_work(a, kPairs);
   const int upg = L.group_size / kMmaStepCols;  // units per group
-  k.upr = upg * L.groups;                        // units per index row
   const int W = L.words_per_row;
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
 
@@ -307,23 +375,9 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   load_x(xh, xc);
   if (xw.tile < k.tiles) mma_walk_next(xw, k, warp);
 
-  // ---- stage main then residual codebooks, 8 interleaved copies: one load per entry, copy i of
-  // entry e written at step (i - e) & 7 (a quarter warp's stores hit 8 distinct bank groups)
-  {
-    uint4* s = reinterpret_cast<uint4*>(mma_smem);
-    const uint4* gm = static_cast<const uint4*>(L.cb);
-    const uint4* gr = static_cast<const uint4*>(L.rcb);
-    const int n = L.groups * kRows;
-    for (int e = threadIdx.x; e < n; e += kMmaThreads) {
-      const uint4 vm = gm[e], vr = gr[e];
-#pragma unroll
-      for (int i = 0; i < kFastCopies; ++i) {
-        const int c = (i + e) & (kFastCopies - 1);
-        s[e * kFastCopies + c] = vm;
-        s[n_cb + e * kFastCopies + c] = vr;
-      }
-    }
-  }
+  // ---- stage main then residual codebooks, 8 interleaved copies
+  mma_stage_codebook(reinterpret_cast<uint4*>(mma_smem), static_cast<const uint4*>(L.cb), L.groups * kRows);
+  mma_stage_codebook(reinterpret_cast<uint4*>(mma_smem) + n_cb, static_cast<const uint4*>(L.rcb), L.groups * kRows);
   __syncthreads();
 
   // One step (32 columns) of every pair of the row block: P x 4 gathers, then P x 4 mma (x 2 with
@@ -344,14 +398,14 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
 #pragma unroll
     for (int p = 0; p < kPairs; ++p)
 #pragma unroll
-      for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][b & 1], af[p][b], xv[b]);
+      for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][b & 1], af[p][b], xv[b], xv[b]);
     if constexpr (kHiLo) {
       const uint32_t lv[4] = {mma_b_operand(xlo, 0), mma_b_operand(xlo, 1), mma_b_operand(xlo, 2),
                               mma_b_operand(xlo, 3)};
 #pragma unroll
       for (int p = 0; p < kPairs; ++p)
 #pragma unroll
-        for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][b & 1], af[p][b], lv[b]);
+        for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][b & 1], af[p][b], lv[b], lv[b]);
     }
   };
 
@@ -422,19 +476,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
         for (int c = 0; c < 4; ++c) part[(it * kPairs + p) * kMmaItemFloats + lane * 4 + c] = d[p][0][c] + d[p][1][c];
     }
     __syncthreads();
-    // ---- one thread per (row pair, output 0..15, activation row): S items in order, epilogue
-    for (int t = threadIdx.x; t < k.RT * kPairs * kMmaItemFloats; t += blockDim.x) {
-      const int rp_t = t / kMmaItemFloats, rem = t - rp_t * kMmaItemFloats;  // rp_t = rr * P + p
-      const int rr = rp_t / kPairs, p = rp_t - rr * kPairs;
-      const int ol = rem / kMmaMaxRows, m = rem - ol * kMmaMaxRows;
-      const int r = 2 * ((tile * k.RT + rr) * kPairs + p) + (ol >> 3), o = r * 8 + (ol & 7);
-      if (m < a.m && r < L.index_rows && o < L.out_features) {
-        const int slot = ((ol & 7) * 4 + (m >> 1)) * 4 + (ol >> 3) * 2 + (m & 1);
-        float sum = 0.f;
-        for (int qq = 0; qq < k.S; ++qq) sum += part[((rr * k.S + qq) * kPairs + p) * kMmaItemFloats + slot];
-        store_output<T>(a, m, o, sum);
-      }
-    }
+    mma_fold_tile<T, kPairs>(a, part, k, tile);
     __syncthreads();
   }
   mma_cp_async_wait<0>();  // nothing is left in flight (every request was consumed); for form

@@ -1,0 +1,297 @@
+// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 8) for v = 8 with a
+// 65536-row main codebook (index bits IB = 16: v8-k65536, and v8-k65536-256 with its 256-row
+// residual codebook, RB = 8), fp16 / bf16, CUDA sm_80+ only (dispatch.cu decides).
+//
+// Why: a 1 MiB main codebook does not fit shared memory, so every lookup is a random 16-byte
+// gather from L2 (perf-facts: ~140 G/s on the H100). The CUDA-core fast kernel (gemv_fast.cuh)
+// holds each gathered row in registers and then spends 8 FMAs per code and activation row (M = 8
+// costs 2.2x M = 1). Here cp.async copies each main-codebook row from L2 into a per-warp staging
+// ring in shared memory (no registers held while the gather is in flight), laid out so that the
+// inner loop of gemv_mma.cuh (ldmatrix.trans + mma.m16n8k16, fp32 accumulation) reads it as the
+// mma A operand: one mma applies 16 lookups to 8 outputs x all M <= 8 activation rows.
+//
+// Layout and work split (one row pair per warp step; MmaWork / MmaWalk / mma_fold_tile of
+// gemv_mma.cuh)
+//   step        = 32 consecutive columns (one 32-code unit: 16 + RB packed words per row) of 2
+//                 index rows (r0, r1).
+//   RB = 8      = 4 mma per step, as in gemv_mma.cuh: k-slots = 8 codes x {main, residual}, code
+//                 slot i of mma b is column 4i + b (B operand: mma_b_operand). Address lane 8q + i
+//                 (row q & 1, codebook q / 2) needs codes 4i .. 4i + 3 of its row = the 96 bits of
+//                 words 3i .. 3i + 2 of the unit (24-bit codes, main = low 16 bits). Main lanes
+//                 (q < 2) gather their 4 main rows into staging rows (mma b, lane); residual lanes
+//                 (q >= 2) keep the 4 residual bytes and address the residual codebook, staged
+//                 once per block as one copy (4 KB; random rows conflict in the banks, but shared
+//                 memory is not this kernel's limit and every KB it takes is L1 lost).
+//   RB = 0      = 2 mma per step: k-slots = 16 main codes, matrix q = row q & 1, k-half h = q / 2;
+//                 code slot j of mma b is column 8 (j % 8 / 2) + 2 (j / 8) + j % 2 + 4b, so B lane
+//                 (g, t) finds mma b's four columns at 8t + 4b .. 8t + 4b + 3 = words 2b, 2b + 1 of
+//                 its 16-byte activation load (no permutes), and address lane 8q + i finds its
+//                 two codes (mma 0, 1) in half i % 2 of words 4 (i / 2) + h and 4 (i / 2) + h + 2.
+//   staging     = per warp, 2 slots of one chunk (2 steps x 1 KB: the step's 64 main rows of 16
+//                 bytes at (mma, lane), the order ldmatrix reads them: each 8-row matrix is 128
+//                 contiguous bytes, conflict-free). Gathers are cp.async.ca (through L1: repeated
+//                 rows may hit). While a warp computes chunk c from one slot, the gathers of chunk
+//                 c + 1 fill the other, and the index words of chunk c + 2 are in flight to
+//                 registers (plain loads); activations are loaded one chunk ahead.
+//   pipeline    = per chunk: __syncwarp (every lane is done with the slot), issue chunk c + 1's
+//                 gathers + commit, cp.async.wait_group 1 (chunk c landed), __syncwarp, 2 steps
+//                 of ldmatrix + mma. A warp's chunks form one sequence across warp items and
+//                 block tiles (MmaWalk), so the gather stream never drains at an item boundary.
+//   block       = 256 threads, tile = RT row pairs x S items as in gemv_mma.cuh (P = 1); the D
+//                 fragments go to shared memory and mma_fold_tile sums the S items in order.
+//   groups      = RB = 0: any G (main codebook g at cb + g * 65536 rows); RB = 8: G = 1 only
+//                 (the staged residual codebook; dispatch.cu checks).
+//   activations = as gemv_mma.cuh: T [m][I], X itself or prepared x' (hi / lo for bf16 + norm).
+#pragma once
+
+#include <cstdint>
+
+#include "gemv_mma.cuh"
+
+namespace vptq {
+namespace gpu {
+
+constexpr int kGatherIndexBits = 16;                     // main codebook rows: 65536
+constexpr int kGatherResRows = 256;                      // residual codebook rows (RB = 8)
+constexpr int kGatherStepBytes = 64 * 16;                // one step's 64 staged main rows
+// Shared memory is taken from L1, which caches ~20% of the random main-codebook gathers for the
+// fast kernel: the ring and the residual codebook are kept small. Measured (H200, 8B up, M = 1,
+// separate device calls): 8 residual copies (32 KB) -> 1 copy (4 KB): v8-k65536-256 83.8 -> 67.1 us;
+// 4-step -> 2-step chunks (8 KB -> 4 KB of ring per warp): 59.5 -> 58.9 us (v8-k65536), 67.1 ->
+// 66.3 us (v8-k65536-256). The single residual copy's bank conflicts cost shared-memory
+// wavefronts, which are not this kernel's limit.
+constexpr int kGatherChunk = 2;                                    // steps per chunk (staging slot)
+constexpr int kGatherSlotBytes = kGatherChunk * kGatherStepBytes;
+constexpr int kGatherSlots = 2;                          // staging slots per warp
+constexpr int kGatherWarpBytes = kGatherSlots * kGatherSlotBytes;
+constexpr int kGatherResCopies = 1;  // copies of the staged residual codebook
+
+// Dynamic shared memory: the residual codebook (8 copies; RB = 8, G = 1) + the items' D
+// fragments + the warps' staging rings.
+inline size_t mma_gather_smem_bytes(int rb, int items) {
+  return (rb ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0) +
+         static_cast<size_t>(items) * kMmaItemFloats * sizeof(float) +
+         static_cast<size_t>(kMmaWarps) * kGatherWarpBytes;
+}
+
+#if !VPTQ_HIP
+template <typename T, bool kXVec, bool kHiLo, int kRB>
+__global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArgs a) {
+  static_assert(kRB == 0 || kRB == 8, "residual: none or 256 rows");
+  static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
+  constexpr int kUnitWords = kGatherIndexBits + kRB;  // packed words per 32-code unit and row
+  constexpr int kLaneWords = kRB ? 3 : 2;             // index words a lane reads per step
+  constexpr int kMmas = kRB ? 4 : 2;                  // mma per step
+  constexpr size_t kGroupRowsBytes = size_t{1} << (kGatherIndexBits + 4);  // one group's main codebook
+  extern __shared__ __align__(16) unsigned char mma_smem[];
+  const LayerView& L = a.L;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const MmaWork k = mma_work(a, 1);
+  const int upg = L.group_size / kMmaStepCols;  // units per group
+  const int W = L.words_per_row;
+  const size_t group_words = static_cast<size_t>(L.index_rows) * W;
+
+  const size_t res_bytes = kRB ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0;
+  float* part = reinterpret_cast<float*>(mma_smem + res_bytes);
+  unsigned char* stage =
+      mma_smem + res_bytes + static_cast<size_t>(k.items) * kMmaItemFloats * sizeof(float) + warp * kGatherWarpBytes;
+  const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
+  const uint32_t stage_s = static_cast<uint32_t>(__cvta_generic_to_shared(stage));
+
+  // ---- this lane's roles: address lane 8q + i of ldmatrix (row arow of the pair)
+  const int q = lane >> 3, i8 = lane & 7, arow = q & 1;
+  const bool main_lane = kRB == 0 || q < 2;
+  const int word_off = kRB ? 3 * i8 : 4 * (i8 >> 1) + (q >> 1);  // first index word of the lane in a unit
+  const int half_shift = kRB ? 0 : 16 * (i8 & 1);                // RB = 0: half of the word
+  // staging row of (step s, mma b): s * 1 KB + b * (RB ? 256 : 512) + lane * 16 (main lanes)
+  constexpr int kMmaRowsBytes = kGatherStepBytes / kMmas;
+  const uint32_t lane_stage = stage_s + static_cast<uint32_t>(lane * 16);
+  const uint32_t lane_res = smem_s + static_cast<uint32_t>((i8 & (kGatherResCopies - 1)) * 16);  // its copy of entry 0
+  const unsigned char* cb = static_cast<const unsigned char*>(L.cb);
+
+  // index words of the lane's row for the chunk at walk w (zeros past the end), then w moves on
+  auto load_index = [&](MmaWalk& w, uint32_t (&iv)[kGatherChunk][kLaneWords]) {
+    const uint32_t* row = L.packed + static_cast<size_t>(min(2 * w.rb + arow, L.index_rows - 1)) * W + word_off;
+#pragma unroll
+    for (int s = 0; s < kGatherChunk; ++s) {
+      const int u = w.u + s;
+#pragma unroll
+      for (int j = 0; j < kLaneWords; ++j) iv[s][j] = 0u;
+      if (w.tile < k.tiles && u < w.uend) {
+        size_t off = static_cast<size_t>(u) * kUnitWords;
+        if (L.groups > 1) {
+          const int g = u / upg;
+          off = static_cast<size_t>(g) * group_words + static_cast<size_t>(u - g * upg) * kUnitWords;
+        }
+#pragma unroll
+        for (int j = 0; j < kLaneWords; ++j) iv[s][j] = row[off + (kRB ? j : 2 * j)];
+      }
+    }
+    if (w.tile < k.tiles) mma_walk_next<kGatherChunk>(w, k, warp);
+  };
+
+  // B column fg = activation row fg (rows >= m read row 0; their D columns are never stored)
+  const int I = L.in_features;
+  const int fg = lane >> 2;
+  const int xrow = fg < a.m ? fg : 0;
+  const T* xh = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
+  const T* xl = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
+
+  // gathers of the chunk at walk w into staging slot `slot` from index words iv, its activations
+  // into xv and (residual lanes) its residual bytes into rw, one commit group; then w moves on
+  auto issue = [&](MmaWalk& w, const uint32_t (&iv)[kGatherChunk][kLaneWords], int slot, uint4 (&xv)[kGatherChunk],
+                   uint32_t (&rw)[kGatherChunk]) {
+    const uint32_t dst0 = lane_stage + static_cast<uint32_t>(slot * kGatherSlotBytes);
+    unsigned char* dst0_g = stage + slot * kGatherSlotBytes + lane * 16;
+#pragma unroll
+    for (int s = 0; s < kGatherChunk; ++s) {
+      const int u = w.u + s;
+      xv[s] = make_uint4(0, 0, 0, 0);
+      rw[s] = 0u;
+      if (w.tile < k.tiles && u < w.uend) {  // warp-uniform
+        const unsigned char* cbg = L.groups > 1 ? cb + static_cast<size_t>(u / upg) * kGroupRowsBytes : cb;
+        uint32_t code[kMmas];
+        if constexpr (kRB) {
+          const uint32_t w0 = iv[s][0], w1 = iv[s][1], w2 = iv[s][2];
+          code[0] = w0 & 0xFFFFu;
+          code[1] = __funnelshift_r(w0, w1, 24) & 0xFFFFu;
+          code[2] = w1 >> 16;
+          code[3] = (w2 >> 8) & 0xFFFFu;
+          // residual bytes of codes 0..3: byte 2 of w0, byte 1 of w1, bytes 0 and 3 of w2
+          rw[s] = __byte_perm(__byte_perm(w0, w1, 0x0052u), w2, 0x7410u);
+        } else {
+          code[0] = (iv[s][0] >> half_shift) & 0xFFFFu;
+          code[1] = (iv[s][1] >> half_shift) & 0xFFFFu;
+        }
+        if (main_lane) {
+#pragma unroll
+          for (int b = 0; b < kMmas; ++b) {
+            const int off = s * kGatherStepBytes + b * kMmaRowsBytes;
+            mma_cp_async16_l1(dst0 + off, dst0_g + off, cbg + static_cast<size_t>(code[b]) * 16);
+          }
+        }
+        xv[s] = mma_load_x8<kXVec>(xh + u * kMmaStepCols);
+      }
+    }
+    mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
+    if (w.tile < k.tiles) mma_walk_next<kGatherChunk>(w, k, warp);
+  };
+
+  // ---- prologue: index words of chunks 0 .. 2, gathers of chunk 0, residual codebook
+  MmaWalk iw{static_cast<int>(blockIdx.x), warp, 0, 0, 0};
+  mma_walk_settle(iw, k, warp);
+  MmaWalk pw = iw;  // gathers + activations: one chunk ahead of the mma
+  uint32_t icur[kGatherChunk][kLaneWords], inext[kGatherChunk][kLaneWords];
+  load_index(iw, icur);
+  load_index(iw, inext);
+  uint4 xc[kGatherChunk];
+  uint32_t rc[kGatherChunk];
+  // icur = the next chunk to issue (loaded one chunk ago), inext = the one after it (in flight)
+  auto advance_index = [&]() {
+#pragma unroll
+    for (int s = 0; s < kGatherChunk; ++s)
+#pragma unroll
+      for (int j = 0; j < kLaneWords; ++j) icur[s][j] = inext[s][j];
+    load_index(iw, inext);
+  };
+  issue(pw, icur, 0, xc, rc);
+  advance_index();
+  if constexpr (kRB) {
+    mma_stage_codebook<kGatherResCopies>(reinterpret_cast<uint4*>(mma_smem), static_cast<const uint4*>(L.rcb),
+                                         kGatherResRows);
+  }
+  __syncthreads();
+
+  // One step: kMmas gathers from the staging slot (and the residual codebook), then kMmas mma
+  // (x 2 with hi / lo); mma b accumulates into d[b % 2].
+  auto step = [&](float (&d)[2][4], uint32_t slot_stage, int s, uint32_t rbytes, const uint4& x, const uint4& xlo) {
+    uint32_t af[kMmas][4];
+#pragma unroll
+    for (int b = 0; b < kMmas; ++b) {
+      uint32_t addr = slot_stage + static_cast<uint32_t>(s * kGatherStepBytes + b * kMmaRowsBytes);
+      if constexpr (kRB) {
+        if (!main_lane) addr = lane_res + __byte_perm(rbytes, 0u, 0x4440u | b) * (16 * kGatherResCopies);
+      }
+      mma_ldsm_x4_trans_after_wait(addr, af[b]);
+    }
+#pragma unroll
+    for (int b = 0; b < kMmas; ++b) {
+      if constexpr (kRB) {
+        const uint32_t xb = mma_b_operand(x, b);
+        MmaOp<T>::run(d[b & 1], af[b], xb, xb);
+        if constexpr (kHiLo) {
+          const uint32_t lb = mma_b_operand(xlo, b);
+          MmaOp<T>::run(d[b & 1], af[b], lb, lb);
+        }
+      } else {
+        MmaOp<T>::run(d[b], af[b], b ? x.z : x.x, b ? x.w : x.y);
+        if constexpr (kHiLo) MmaOp<T>::run(d[b], af[b], b ? xlo.z : xlo.x, b ? xlo.w : xlo.y);
+      }
+    }
+  };
+
+  int kc = 0;  // chunks consumed
+  for (int tile = blockIdx.x; tile < k.tiles; tile += gridDim.x) {
+    for (int it = threadIdx.x >> 5; it < k.items; it += kMmaWarps) {
+      const int rb = tile * k.RT + (it >> k.log_s);
+      float d[2][4];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) d[0][c] = d[1][c] = 0.f;
+      const int ubeg = (it & (k.S - 1)) * k.U, uend = min(ubeg + k.U, k.upr);
+      if (rb < k.blocks && ubeg < uend) {
+#pragma unroll 1
+        for (int u0 = ubeg; u0 < uend; u0 += kGatherChunk) {
+          uint4 xlc[kGatherChunk];
+#pragma unroll
+          for (int s = 0; s < kGatherChunk; ++s) xlc[s] = make_uint4(0, 0, 0, 0);
+          if constexpr (kHiLo) {
+#pragma unroll
+            for (int s = 0; s < kGatherChunk; ++s)
+              if (u0 + s < uend) xlc[s] = *reinterpret_cast<const uint4*>(xl + (u0 + s) * kMmaStepCols);
+          }
+          // the next chunk: every lane is done with the slot it reuses (read in the previous chunk)
+          __syncwarp();
+          uint4 xn[kGatherChunk];
+          uint32_t rn[kGatherChunk];
+          issue(pw, icur, (kc + 1) & 1, xn, rn);
+          advance_index();
+          // this chunk's gathers (issued one chunk ago) have landed, for every lane
+          mma_cp_async_wait<1>();
+          __syncwarp();
+          const uint32_t slot_stage = lane_stage + static_cast<uint32_t>((kc & 1) * kGatherSlotBytes);
+          ++kc;
+          if (u0 + kGatherChunk <= uend) {
+#pragma unroll
+            for (int s = 0; s < kGatherChunk; ++s) step(d, slot_stage, s, rc[s], xc[s], xlc[s]);
+          } else {
+#pragma unroll
+            for (int s = 0; s < kGatherChunk; ++s)
+              if (u0 + s < uend) step(d, slot_stage, s, rc[s], xc[s], xlc[s]);  // warp-uniform
+          }
+#pragma unroll
+          for (int s = 0; s < kGatherChunk; ++s) {
+            xc[s] = xn[s];
+            rc[s] = rn[s];
+          }
+        }
+      }
+#pragma unroll
+      for (int c = 0; c < 4; ++c) part[it * kMmaItemFloats + lane * 4 + c] = d[0][c] + d[1][c];
+    }
+    __syncthreads();
+    mma_fold_tile<T, 1>(a, part, k, tile);
+    __syncthreads();
+  }
+  mma_cp_async_wait<0>();  // only empty groups can be left; for form
+}
+#endif  // !VPTQ_HIP
+
+// Host launchers (gemv_mma_gather.cu; CUDA only), one per residual width.
+template <typename T, int RB>
+gpuError_t launch_gemv_mma_gather(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
+
+template <typename T, int RB>
+int gemv_mma_gather_blocks_per_sm(size_t smem_bytes);
+
+}  // namespace gpu
+}  // namespace vptq
