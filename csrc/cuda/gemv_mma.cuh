@@ -211,12 +211,14 @@ __device__ __forceinline__ MmaWork mma_work(const GemvArgs& a, int pairs_per_blo
   return k;
 }
 
-// Stage `n` 16-byte codebook rows as kCopies (a power of two <= 8) interleaved copies (entry e, copy
-// i at slot kCopies * e + i): one global load per entry, copy i written at step (i - e) % kCopies,
-// so a quarter warp's stores hit distinct bank groups. Block-wide; the caller synchronises.
-template <int kCopies = kFastCopies>
+// Stage one codebook of `n` 16-byte rows as kCopies (a power of two <= 8) interleaved copies
+// (entry e, copy i at slot kCopies * e + i): one global load per entry, copy i written at step
+// (i - e) % kCopies, so a quarter warp's stores hit distinct bank groups. Block-wide (kMmaThreads
+// threads); the caller synchronises. (gemv_mma_kernel stages its two codebooks in one loop of
+// the same form, both loads first.)
+template <int kCopies>
 __device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src, int n) {
-  for (int e = threadIdx.x; e < n; e += blockDim.x) {
+  for (int e = threadIdx.x; e < n; e += kMmaThreads) {
     const uint4 v = src[e];
 #pragma unroll
     for (int i = 0; i < kCopies; ++i) dst[e * kCopies + ((i + e) & (kCopies - 1))] = v;
@@ -375,9 +377,24 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   load_x(xh, xc);
   if (xw.tile < k.tiles) mma_walk_next(xw, k, warp);
 
-  // ---- stage main then residual codebooks, 8 interleaved copies
-  mma_stage_codebook(reinterpret_cast<uint4*>(mma_smem), static_cast<const uint4*>(L.cb), L.groups * kRows);
-  mma_stage_codebook(reinterpret_cast<uint4*>(mma_smem) + n_cb, static_cast<const uint4*>(L.rcb), L.groups * kRows);
+  // ---- stage main and residual codebooks, 8 interleaved copies (mma_stage_codebook's layout) in
+  // one loop, both loads first (a two-codebook form of the helper made ptxas spill 32 bytes in
+  // the hi / lo, P = 2 variant; this loop compiles to the same SASS as before the helper existed)
+  {
+    uint4* s = reinterpret_cast<uint4*>(mma_smem);
+    const uint4* gm = static_cast<const uint4*>(L.cb);
+    const uint4* gr = static_cast<const uint4*>(L.rcb);
+    const int n = L.groups * kRows;
+    for (int e = threadIdx.x; e < n; e += kMmaThreads) {
+      const uint4 vm = gm[e], vr = gr[e];
+#pragma unroll
+      for (int i = 0; i < kFastCopies; ++i) {
+        const int c = (i + e) & (kFastCopies - 1);
+        s[e * kFastCopies + c] = vm;
+        s[n_cb + e * kFastCopies + c] = vr;
+      }
+    }
+  }
   __syncthreads();
 
   // One step (32 columns) of every pair of the row block: P x 4 gathers, then P x 4 mma (x 2 with
