@@ -15,6 +15,11 @@
 //                                    only for bf16), shared memory fits kMmaMaxSmemBytes.
 //                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
 //                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold.
+//     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; M = 1 the
+//     (gemv_mma_gather.cuh)          fast kernel, measured faster) for v8 with 16-bit main codes
+//                                    (VPTQ_GEMV_MMA_GATHER_LAYOUTS: v8-k65536, v8-k65536-256):
+//                                    same conditions as the mma kernel, a residual only with
+//                                    G = 1 (one staged residual codebook).
 //                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
 //     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
 //                                    is one of gemv_fast_table.h, there are no outlier columns,
