@@ -6,13 +6,10 @@
 namespace vptq {
 namespace gpu {
 
-// Variant by activations: hi / lo (prepared workspace buffers, aligned), X aligned to 16 bytes
-// (vector loads) or not (element loads).
 template <typename T, int P>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
-  auto* kernel = a.x_lo ? &gemv_mma_kernel<T, true, true, P>
-                 : aligned_to(a.x, 16) ? &gemv_mma_kernel<T, true, false, P>
-                                       : &gemv_mma_kernel<T, false, false, P>;
+  auto* kernel = mma_activation_variant(a, &gemv_mma_kernel<T, true, true, P>, &gemv_mma_kernel<T, true, false, P>,
+                                        &gemv_mma_kernel<T, false, false, P>);
   return launch_decode_kernel(kernel, kMmaThreads, kSmemDefaultBytes, a, smem_bytes, grid, stream);
 }
 

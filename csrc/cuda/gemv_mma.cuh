@@ -500,6 +500,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
 }
 #endif  // !VPTQ_HIP
 
+// The activation variant of a tensor-core kernel for a launch: hi / lo (prepared workspace
+// buffers, aligned), X 16-byte aligned (vector loads), or element loads.
+template <typename Kernel>
+Kernel* mma_activation_variant(const GemvArgs& a, Kernel* hi_lo, Kernel* aligned, Kernel* unaligned) {
+  return a.x_lo ? hi_lo : aligned_to(a.x, 16) ? aligned : unaligned;
+}
+
 // Host launchers (gemv_mma.cu; CUDA only), one per P.
 template <typename T, int P>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);

@@ -8,12 +8,11 @@
 namespace vptq {
 namespace gpu {
 
-// Variant by activations, as launch_gemv_mma: hi / lo, X 16-byte aligned, or element loads.
 template <typename T, int RB>
 gpuError_t launch_gemv_mma_gather(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
-  auto* kernel = a.x_lo ? &gemv_mma_gather_kernel<T, true, true, RB>
-                 : aligned_to(a.x, 16) ? &gemv_mma_gather_kernel<T, true, false, RB>
-                                       : &gemv_mma_gather_kernel<T, false, false, RB>;
+  auto* kernel = mma_activation_variant(a, &gemv_mma_gather_kernel<T, true, true, RB>,
+                                        &gemv_mma_gather_kernel<T, true, false, RB>,
+                                        &gemv_mma_gather_kernel<T, false, false, RB>);
   return launch_decode_kernel(kernel, kMmaThreads, kSmemDefaultBytes, a, smem_bytes, grid, stream);
 }
 
