@@ -104,10 +104,11 @@ constexpr int kFastWarpsPerBlock = gpu::kFastThreads / 32;  // host view (32-lan
 // at every M (VPTQ_GEMV_MMA_MIN_M overrides).
 constexpr int kMmaMinRows = 1;
 // tensor-core gather kernel (gemv_mma_gather.cuh, 16-bit main codes) from this many rows on.
-// Measured (H200, fp16, same run, docs/kernels.md): M = 1 it is 3-6% slower than the fast kernel
-// (8B up v8-k65536 58.9 against 55.6 us, v8-k65536-256 66.3 against 64.1; its staging ring takes
-// shared memory that the fast kernel leaves to L1, which caches ~20% of the gathers), M = 8 2.0x
-// faster (61.4 against 123.0 us; 68.2 against 133.3). VPTQ_GEMV_MMA_GATHER_MIN_M overrides.
+// Measured (same-run A/B, H200 and H100, 8 Llama shapes, docs/kernels.md): at M = 1 it takes
+// 0.94-1.35x the fast kernel's time, slower on most shapes (H200 8B up 58.9 against 56.0 us; its
+// staging ring takes shared memory that the fast kernel leaves to L1, which caches ~20% of the
+// gathers); at M = 8 it is 1.8-2.0x faster (H200 8B up 61.5 against 123.0 us).
+// VPTQ_GEMV_MMA_GATHER_MIN_M overrides.
 constexpr int kMmaGatherMinRows = 2;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
