@@ -322,6 +322,16 @@ def test_mma_gather_kernel_dispatch():
     assert mod.gemm_cuda_kernel_name(norm, "float16", 8) == "vptq_gemv_fast<float16,V=8,IB=16,RB=8,MB=8>"
 
 
+def _run_child_tests(select, **env_vars):
+    """Run this file's tests matching `select` in a fresh interpreter with `env_vars` set (the
+    dispatch knobs are read once per process); all must pass, none may skip."""
+    env = dict(os.environ, **env_vars)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
+                           "-k", select], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and " skipped" not in proc.stdout, proc.stdout[-2000:]
+
+
 @pytest.mark.parametrize("pairs", [1, 2])
 def test_mma_kernel_both_pair_counts(pairs):
     """Both compiled variants of the tensor-core kernel (P = 1 and 2 index-row pairs per warp
@@ -330,11 +340,7 @@ def test_mma_kernel_both_pair_counts(pairs):
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
-    env = dict(os.environ, VPTQ_GEMV_MMA_PAIRS=str(pairs), VPTQ_CUDA_TEST_FORCED_PAIRS=str(pairs))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
-                           "-k", "matches_fp64 and mma"], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout and " skipped" not in proc.stdout, proc.stdout[-2000:]
+    _run_child_tests("matches_fp64 and mma", VPTQ_GEMV_MMA_PAIRS=str(pairs), VPTQ_CUDA_TEST_FORCED_PAIRS=str(pairs))
 
 
 def test_mma_gather_kernel_at_one_row():
@@ -344,12 +350,7 @@ def test_mma_gather_kernel_at_one_row():
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
-    env = dict(os.environ, VPTQ_GEMV_MMA_GATHER_MIN_M="1", VPTQ_CUDA_TEST_GATHER_M1="1")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
-                           "-k", "matches_fp64 and k65536 and mma"], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout and " skipped" not in proc.stdout, proc.stdout[-2000:]
+    _run_child_tests("matches_fp64 and k65536 and mma", VPTQ_GEMV_MMA_GATHER_MIN_M="1", VPTQ_CUDA_TEST_GATHER_M1="1")
 
 
 @pytest.mark.parametrize("m", [1, 2, 5, 8])

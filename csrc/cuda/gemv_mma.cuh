@@ -155,21 +155,17 @@ __device__ __forceinline__ void mma_ldsm_x4_trans_after_wait(uint32_t addr, uint
 #endif
 }
 
-// 16 bytes global -> shared without registers (sm_80+; a plain copy below).
+// 16 bytes global -> shared without registers (sm_80+; a plain copy below): cp.async.cg (L2 only)
+// by default, cp.async.ca (through L1) with kViaL1, for random codebook rows that may be read again.
+template <bool kViaL1 = false>
 __device__ __forceinline__ void mma_cp_async16(uint32_t dst, void* dst_generic, const void* src) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   (void)dst_generic;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
-#else
-  (void)dst;
-  *static_cast<uint4*>(dst_generic) = *static_cast<const uint4*>(src);
-#endif
-}
-// The same through L1 (cp.async.ca): for random codebook rows that may be read again soon.
-__device__ __forceinline__ void mma_cp_async16_l1(uint32_t dst, void* dst_generic, const void* src) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  (void)dst_generic;
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+  if constexpr (kViaL1) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+  } else {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+  }
 #else
   (void)dst;
   *static_cast<uint4*>(dst_generic) = *static_cast<const uint4*>(src);
@@ -242,6 +238,31 @@ __device__ __forceinline__ void mma_fold_tile(const GemvArgs& a, const float* pa
       for (int qq = 0; qq < k.S; ++qq) sum += part[((rr * k.S + qq) * kPairs + p) * kMmaItemFloats + slot];
       store_output<T>(a, m, o, sum);
     }
+  }
+}
+
+// Offset, in words, of unit u (32 codes = kUnitWords packed words per row) of an index row from
+// that row's first word in group 0 (packed is [G][NI][W]: group g starts g * group_words later).
+template <int kUnitWords>
+__device__ __forceinline__ size_t mma_unit_words(const LayerView& L, int u, int upg, size_t group_words) {
+  size_t off = static_cast<size_t>(u) * kUnitWords;
+  if (L.groups > 1) {
+    const int g = u / upg;
+    off = static_cast<size_t>(g) * group_words + static_cast<size_t>(u - g * upg) * kUnitWords;
+  }
+  return off;
+}
+
+// Lo activations (hi / lo split, kHiLo) of the kChunk steps from unit u0 (zeros past uend, and
+// everywhere without kHiLo); xl points at this lane's 8 columns of unit 0.
+template <bool kHiLo, int kChunk, typename T>
+__device__ __forceinline__ void mma_load_lo(const T* xl, int u0, int uend, uint4 (&xlc)[kChunk]) {
+#pragma unroll
+  for (int s = 0; s < kChunk; ++s) xlc[s] = make_uint4(0, 0, 0, 0);
+  if constexpr (kHiLo) {
+#pragma unroll
+    for (int s = 0; s < kChunk; ++s)
+      if (u0 + s < uend) xlc[s] = *reinterpret_cast<const uint4*>(xl + (u0 + s) * kMmaStepCols);
   }
 }
 
@@ -325,11 +346,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
     if (pw.tile < k.tiles) {
       const int u = pw.u + ps;
       if (u < pw.uend) {
-        size_t off_words = static_cast<size_t>(u) * 16;
-        if (L.groups > 1) {
-          const int g = u / upg;
-          off_words = static_cast<size_t>(g) * group_words + static_cast<size_t>(u - g * upg) * 16;
-        }
+        const size_t off_words = mma_unit_words<16>(L, u, upg, group_words);
         const int off = (kp & (kStages - 1)) * kSlotBytes + p_off;
 #pragma unroll
         for (int p = 0; p < kPairs; ++p)
@@ -444,13 +461,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
         for (int u0 = ubeg; u0 < uend; u0 += kMmaChunk) {
           // lo activations of this chunk (hi / lo only: not ahead, to stay within 128 registers)
           uint4 xlc[kMmaChunk];
-#pragma unroll
-          for (int s = 0; s < kMmaChunk; ++s) xlc[s] = make_uint4(0, 0, 0, 0);
-          if constexpr (kHiLo) {
-#pragma unroll
-            for (int s = 0; s < kMmaChunk; ++s)
-              if (u0 + s < uend) xlc[s] = *reinterpret_cast<const uint4*>(xl + (u0 + s) * kMmaStepCols);
-          }
+          mma_load_lo<kHiLo>(xl, u0, uend, xlc);
           // activations of the next chunk
           uint4 xn[kMmaChunk];
           load_x(xh, xn);

@@ -66,11 +66,13 @@ constexpr int kGatherSlots = 2;                          // staging slots per wa
 constexpr int kGatherWarpBytes = kGatherSlots * kGatherSlotBytes;
 constexpr int kGatherResCopies = 1;  // copies of the staged residual codebook
 
-// Dynamic shared memory: the residual codebook (8 copies; RB = 8, G = 1) + the items' D
-// fragments + the warps' staging rings.
+// Dynamic shared memory, in this order: the residual codebook (RB = 8, G = 1), the items' D
+// fragments, the warps' staging rings.
+__host__ __device__ constexpr size_t mma_gather_res_bytes(int rb) {
+  return rb ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0;
+}
 inline size_t mma_gather_smem_bytes(int rb, int items) {
-  return (rb ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0) +
-         static_cast<size_t>(items) * kMmaItemFloats * sizeof(float) +
+  return mma_gather_res_bytes(rb) + static_cast<size_t>(items) * kMmaItemFloats * sizeof(float) +
          static_cast<size_t>(kMmaWarps) * kGatherWarpBytes;
 }
 
@@ -91,7 +93,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   const int W = L.words_per_row;
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
 
-  const size_t res_bytes = kRB ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0;
+  constexpr size_t res_bytes = mma_gather_res_bytes(kRB);
   float* part = reinterpret_cast<float*>(mma_smem + res_bytes);
   unsigned char* stage =
       mma_smem + res_bytes + static_cast<size_t>(k.items) * kMmaItemFloats * sizeof(float) + warp * kGatherWarpBytes;
@@ -118,11 +120,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 #pragma unroll
       for (int j = 0; j < kLaneWords; ++j) iv[s][j] = 0u;
       if (w.tile < k.tiles && u < w.uend) {
-        size_t off = static_cast<size_t>(u) * kUnitWords;
-        if (L.groups > 1) {
-          const int g = u / upg;
-          off = static_cast<size_t>(g) * group_words + static_cast<size_t>(u - g * upg) * kUnitWords;
-        }
+        const size_t off = mma_unit_words<kUnitWords>(L, u, upg, group_words);
 #pragma unroll
         for (int j = 0; j < kLaneWords; ++j) iv[s][j] = row[off + (kRB ? j : 2 * j)];
       }
@@ -167,7 +165,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 #pragma unroll
           for (int b = 0; b < kMmas; ++b) {
             const int off = s * kGatherStepBytes + b * kMmaRowsBytes;
-            mma_cp_async16_l1(dst0 + off, dst0_g + off, cbg + static_cast<size_t>(code[b]) * 16);
+            mma_cp_async16<true>(dst0 + off, dst0_g + off, cbg + static_cast<size_t>(code[b]) * 16);
           }
         }
         xv[s] = mma_load_x8<kXVec>(xh + u * kMmaStepCols);
@@ -242,13 +240,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 #pragma unroll 1
         for (int u0 = ubeg; u0 < uend; u0 += kGatherChunk) {
           uint4 xlc[kGatherChunk];
-#pragma unroll
-          for (int s = 0; s < kGatherChunk; ++s) xlc[s] = make_uint4(0, 0, 0, 0);
-          if constexpr (kHiLo) {
-#pragma unroll
-            for (int s = 0; s < kGatherChunk; ++s)
-              if (u0 + s < uend) xlc[s] = *reinterpret_cast<const uint4*>(xl + (u0 + s) * kMmaStepCols);
-          }
+          mma_load_lo<kHiLo>(xl, u0, uend, xlc);
           // the next chunk: every lane is done with the slot it reuses (read in the previous chunk)
           __syncwarp();
           uint4 xn[kGatherChunk];
