@@ -135,6 +135,15 @@ CONFIGS = {
                                    bias=True),
     "v8-k65536-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=65536, k_res=256),
     "v8-k65536-tall-mma": dict(in_features=256, out_features=8200, v=8, k=65536),
+    # the gather kernel for v16-k65536-65536 (both codebooks gathered, one index row per mma):
+    # G = 2 with 9 units per group and O not a multiple of 16, bf16 + norm with perm, split-K,
+    # many tiles per block
+    "v16-k65536-65536-G2-ragged-mma": dict(in_features=576, out_features=88, v=16, k=65536, k_res=65536,
+                                           group_num=2, bias=True),
+    "v16-k65536-65536-perm-norm-mma": dict(in_features=2048, out_features=136, v=16, k=65536, k_res=65536,
+                                           perm=True, norm=True, bias=True),
+    "v16-k65536-65536-splitk-mma": dict(in_features=4096, out_features=256, v=16, k=65536, k_res=65536),
+    "v16-k65536-65536-tall-mma": dict(in_features=256, out_features=8208, v=16, k=65536, k_res=65536),
     # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
     # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
@@ -144,7 +153,7 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v12-k512-res32-outl-bias", "v3-k512-tall-all", "v8-k256-256-G2-ragged-fast",
                  "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536",
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
-                 "v8-k65536-256-odd-perm-mma")
+                 "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma")
 
 
 def _device_weights(layer, dtype):
@@ -241,7 +250,9 @@ def test_kernel_names_follow_the_dispatch_table():
     wide = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=16, k=65536,
                                                       k_res=65536)).as_dict()
     assert mod.gemm_cuda_kernel_name(wide, "float16", 1) == "vptq_gemv_fast<float16,V=16,IB=16,RB=16,MB=1>"
-    assert mod.gemm_cuda_kernel_name(wide, "float16", 2) == "vptq_gemv<float16,VT=16,MB=2,R=1,exact=true>"
+    wide_m2 = (_gather_name("float16", 16, v=16) if _mma_expected() and "VPTQ_GEMV_MMA_GATHER_MIN_M" not in os.environ
+               else "vptq_gemv<float16,VT=16,MB=2,R=1,exact=true>")
+    assert mod.gemm_cuda_kernel_name(wide, "float16", 2) == wide_m2
     outl = OpAttributes.from_spec(synthetic.make_spec(in_features=96, out_features=48, v=8, k=256,
                                                       outlier_size=32, v_o=4, k_o=16)).as_dict()
     assert mod.gemm_cuda_kernel_name(outl, "float16", 1) == "vptq_gemv<float16,VT=8,MB=1,R=1,exact=true>"
@@ -289,24 +300,24 @@ def test_mma_kernel_dispatch():
     assert mod.gemm_cuda_kernel_name(norm, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=1>"
 
 
-def _gather_name(dt, rb):
-    return f"vptq_gemv_mma_gather<{dt},V=8,IB=16,RB={rb}>"
+def _gather_name(dt, rb, v=8):
+    return f"vptq_gemv_mma_gather<{dt},V={v},IB=16,RB={rb}>"
 
 
 def test_mma_gather_kernel_dispatch():
-    """v8 with 16-bit main codes takes the tensor-core gather kernel for 2 <= M <= 8 (fp16 / bf16;
-    M = 1 the fast kernel, measured faster), G = 1 when there is a residual (one staged residual
-    codebook), not fp16 + norm (dispatch.cu)."""
+    """16-bit main codes (v8-k65536, v8-k65536-256, v16-k65536-65536) take the tensor-core gather
+    kernel for 2 <= M <= 8 (fp16 / bf16; M = 1 the fast kernel, measured faster), G = 1 when the
+    residual is the staged 256-row one, not fp16 + norm (dispatch.cu)."""
     mod = _kernels()
     if not _mma_expected() or "VPTQ_GEMV_MMA_GATHER_MIN_M" in os.environ:
         pytest.skip("tensor-core decode kernels off (device below sm_80, VPTQ_GEMV_MMA=0) or moved")
-    for k_res, rb in ((0, 0), (256, 8)):
-        attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=65536,
+    for v, k_res, rb in ((8, 0, 0), (8, 256, 8), (16, 65536, 16)):
+        attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=v, k=65536,
                                                            k_res=k_res)).as_dict()
         for dt in ("float16", "bfloat16"):
-            assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=16,RB={rb},MB=1>"
+            assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V={v},IB=16,RB={rb},MB=1>"
             for m in (2, 3, 5, 8):
-                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb)
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v)
             assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant_tiles<{dt}>+")
         assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
         assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
@@ -316,6 +327,9 @@ def test_mma_gather_kernel_dispatch():
     g2_plain = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=65536,
                                                           group_num=2)).as_dict()
     assert mod.gemm_cuda_kernel_name(g2_plain, "bfloat16", 4) == _gather_name("bfloat16", 0)
+    g2_wide = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=16, k=65536,
+                                                         k_res=65536, group_num=2)).as_dict()
+    assert mod.gemm_cuda_kernel_name(g2_wide, "float16", 8) == _gather_name("float16", 16, v=16)
     norm = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=65536,
                                                       k_res=256, norm=True)).as_dict()
     assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 8) == _gather_name("bfloat16", 8)
@@ -354,13 +368,13 @@ def test_mma_gather_kernel_at_one_row():
 
 
 @pytest.mark.parametrize("m", [1, 2, 5, 8])
-@pytest.mark.parametrize("k,k_res", [(256, 256), (65536, 256), (65536, 0)])
-def test_mma_kernel_unaligned_activations(m, k, k_res):
+@pytest.mark.parametrize("v,k,k_res", [(8, 256, 256), (8, 65536, 256), (8, 65536, 0), (16, 65536, 65536)])
+def test_mma_kernel_unaligned_activations(m, v, k, k_res):
     """X at an address that is not 16-byte aligned: element loads instead of vector loads (both
     tensor-core kernels)."""
     mod = _kernels()
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
-    spec = synthetic.make_spec(in_features=512, out_features=88, v=8, k=k, k_res=k_res)
+    spec = synthetic.make_spec(in_features=512, out_features=88, v=v, k=k, k_res=k_res)
     attrs = OpAttributes.from_spec(spec).as_dict()
     layer = synthetic.random_layer(spec, torch.float16, rng)
     weights = _device_weights(layer, torch.float16)

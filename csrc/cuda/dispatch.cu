@@ -16,10 +16,10 @@
 //                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
 //                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold.
 //     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; M = 1 the
-//     (gemv_mma_gather.cuh)          fast kernel, measured faster) for v8 with 16-bit main codes
-//                                    (VPTQ_GEMV_MMA_GATHER_LAYOUTS: v8-k65536, v8-k65536-256):
-//                                    same conditions as the mma kernel, a residual only with
-//                                    G = 1 (one staged residual codebook).
+//     (gemv_mma_gather.cuh)          fast kernel, measured faster) for 16-bit main codes
+//                                    (VPTQ_GEMV_MMA_GATHER_LAYOUTS: v8-k65536, v8-k65536-256,
+//                                    v16-k65536-65536): same conditions as the mma kernel, the
+//                                    256-row residual only with G = 1 (one staged copy).
 //                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
 //     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
 //                                    is one of gemv_fast_table.h, there are no outlier columns,
@@ -170,11 +170,11 @@ struct GemvEntry {
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
-#define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, RB)                                                   \
-  {DT, 8, true, gpu::kMmaMaxRows, 1, gpu::kGatherIndexBits, RB, true, &gpu::launch_gemv_mma_gather<T, RB>, \
-   &gpu::gemv_mma_gather_blocks_per_sm<T, RB>, "vptq_gemv_mma_gather<" DTNAME ",V=8,IB=16,RB=" #RB ">"},
-#define VPTQ_MMA_GATHER_F16(RB) VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", RB)
-#define VPTQ_MMA_GATHER_BF16(RB) VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", RB)
+#define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, V, RB)                                                     \
+  {DT, V, true, gpu::kMmaMaxRows, 1, gpu::kGatherIndexBits, RB, true, &gpu::launch_gemv_mma_gather<T, V, RB>, \
+   &gpu::gemv_mma_gather_blocks_per_sm<T, V, RB>, "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=16,RB=" #RB ">"},
+#define VPTQ_MMA_GATHER_F16(V, RB) VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", V, RB)
+#define VPTQ_MMA_GATHER_BF16(V, RB) VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, RB)
 #define VPTQ_MMA_ROWS                                                                        \
   VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)                   \
   VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16) VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16)
@@ -278,7 +278,8 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, F
 // measured, one block of 8 warps per SM loses little, hence the square root).
 FastGeometry mma_geometry(const LayerAttributes& a, int P) {
   const int64_t upr = a.group_num * (a.group_size / gpu::kMmaStepCols);
-  const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + 1) / 2);
+  const int64_t rows_per_pair = a.vector_len == 16 ? 1 : 2;  // index rows per 16 outputs (one mma)
+  const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + rows_per_pair - 1) / rows_per_pair);
   const int64_t row_blocks = (pairs + P - 1) / P;
   const int64_t sms = multiprocessors(), blocks = sms * 2;
   static const long forced_split = gpu::env_knob("VPTQ_GEMV_MMA_SPLIT", 0);  // S, where valid (sweeps)
@@ -344,8 +345,8 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
     if (!e.mma || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits || e.rb != a.res_index_bits ||
         (forced_pairs > 0 && e.ib != gpu::kGatherIndexBits && e.r != forced_pairs))
       continue;
-    if (e.ib == gpu::kGatherIndexBits && (m < gather_min_rows || (e.rb > 0 && a.group_num != 1)))
-      continue;  // M = 1: the fast kernel; a residual: one staged residual codebook (G = 1)
+    if (e.ib == gpu::kGatherIndexBits && (m < gather_min_rows || (e.rb == 8 && a.group_num != 1)))
+      continue;  // M = 1: the fast kernel; a 256-row residual: one staged copy (G = 1)
     const FastGeometry f = mma_geometry(a, e.r);
     if (f.items == 0 || mma_entry_smem(a, e.ib, e.rb, f.items, e.r) > kMmaMaxSmemBytes) continue;
     if (best < 0 || f.cost < geom->cost || (f.cost == geom->cost && f.pairs > geom->pairs)) {

@@ -32,8 +32,10 @@
   X(8, 8, 8)    /* v8-k256-256 */
 
 // Tensor-core gather kernel (gemv_mma_gather.cuh, CUDA sm_80+ only, any M <= 8, fp16 / bf16):
-// V = 8 with a 65536-row main codebook gathered from L2 into shared memory by cp.async; X(RB) =
-// residual bits (0 or 8; with 8 the residual codebook is staged, G = 1 only).
+// a 65536-row main codebook gathered from L2 into shared memory by cp.async; X(V, RB) = vector
+// length and residual bits (V = 8: 0 or 8, the 256-row residual codebook staged, G = 1 only;
+// V = 16: 16, the residual codebook gathered like the main one).
 #define VPTQ_GEMV_MMA_GATHER_LAYOUTS(X) \
-  X(0)          /* v8-k65536 */     \
-  X(8)          /* v8-k65536-256 */
+  X(8, 0)       /* v8-k65536 */        \
+  X(8, 8)       /* v8-k65536-256 */    \
+  X(16, 16)     /* v16-k65536-65536 */

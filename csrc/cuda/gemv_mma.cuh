@@ -191,8 +191,9 @@ struct MmaWork {
 };
 
 // The launch's work split (GemvArgs: S = chunks_per_row, U = units_per_item, RT = rows_per_tile)
-// for P row pairs per row block.
-__device__ __forceinline__ MmaWork mma_work(const GemvArgs& a, int pairs_per_block) {
+// for P row pairs per row block. A "pair" is one mma's 16 outputs: 2 index rows for v = 8, one
+// for v = 16 (index_rows_per_pair).
+__device__ __forceinline__ MmaWork mma_work(const GemvArgs& a, int pairs_per_block, int index_rows_per_pair = 2) {
   const LayerView& L = a.L;
   MmaWork k;
   k.S = a.chunks_per_row;
@@ -200,7 +201,7 @@ __device__ __forceinline__ MmaWork mma_work(const GemvArgs& a, int pairs_per_blo
   k.U = a.units_per_item;
   k.RT = a.rows_per_tile;
   k.items = k.RT * k.S;
-  const int pairs = (L.index_rows + 1) / 2;
+  const int pairs = (L.index_rows + index_rows_per_pair - 1) / index_rows_per_pair;
   k.blocks = (pairs + pairs_per_block - 1) / pairs_per_block;
   k.tiles = (k.blocks + k.RT - 1) / k.RT;
   k.upr = (L.group_size / kMmaStepCols) * L.groups;
@@ -223,15 +224,18 @@ __device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src,
 
 // End of a block tile: one thread per (row block rr, pair p, output 0..15, activation row) sums the
 // S items' D fragments (part[(item * P + p) * 128 + lane * 4 + c], fragment order) in item order
-// (deterministic, no atomics) and stores the output with the epilogue.
-template <typename T, int kPairs>
+// (deterministic, no atomics) and stores the output with the epilogue. D row ol (0..15) of pair
+// pp is output 16 pp + ol: index row 2 pp + ol / 8 for kV = 8, index row pp for kV = 16.
+template <typename T, int kPairs, int kV = 8>
 __device__ __forceinline__ void mma_fold_tile(const GemvArgs& a, const float* part, const MmaWork& k, int tile) {
+  static_assert(kV == 8 || kV == 16, "16 outputs per pair: 2 index rows of v8 or one of v16");
   const LayerView& L = a.L;
   for (int t = threadIdx.x; t < k.RT * kPairs * kMmaItemFloats; t += blockDim.x) {
     const int rp_t = t / kMmaItemFloats, rem = t - rp_t * kMmaItemFloats;  // rp_t = rr * P + p
     const int rr = rp_t / kPairs, p = rp_t - rr * kPairs;
     const int ol = rem / kMmaMaxRows, m = rem - ol * kMmaMaxRows;
-    const int r = 2 * ((tile * k.RT + rr) * kPairs + p) + (ol >> 3), o = r * 8 + (ol & 7);
+    const int pp = (tile * k.RT + rr) * kPairs + p;
+    const int r = kV == 16 ? pp : 2 * pp + (ol >> 3), o = 16 * pp + ol;
     if (m < a.m && r < L.index_rows && o < L.out_features) {
       const int slot = ((ol & 7) * 4 + (m >> 1)) * 4 + (ol >> 3) * 2 + (m & 1);
       float sum = 0.f;

@@ -1,9 +1,10 @@
-// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 8) for v = 8 with a
-// 65536-row main codebook (index bits IB = 16: v8-k65536, and v8-k65536-256 with its 256-row
-// residual codebook, RB = 8), fp16 / bf16, CUDA sm_80+ only (dispatch.cu decides).
+// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 8) for a 65536-row main
+// codebook (index bits IB = 16): v8-k65536 (V = 8, RB = 0), v8-k65536-256 (V = 8, its 256-row
+// residual codebook staged, RB = 8) and v16-k65536-65536 (V = 16, both codebooks gathered,
+// RB = 16), fp16 / bf16, CUDA sm_80+ only (dispatch.cu decides).
 //
-// Why: a 1 MiB main codebook does not fit shared memory, so every lookup is a random 16-byte
-// gather from L2 (perf-facts: ~140 G/s on the H100). The CUDA-core fast kernel (gemv_fast.cuh)
+// Why: a 1 MiB (v8) or 2 MiB (v16) codebook does not fit shared memory, so every lookup is a
+// random 16- or 32-byte gather from L2 (perf-facts: ~140 G/s of 16-byte gathers on the H100). The CUDA-core fast kernel (gemv_fast.cuh)
 // holds each gathered row in registers and then spends 8 FMAs per code and activation row (M = 8
 // costs 2.2x M = 1). Here cp.async copies each main-codebook row from L2 into a per-warp staging
 // ring in shared memory (no registers held while the gather is in flight), laid out so that the
@@ -13,7 +14,8 @@
 // Layout and work split (one row pair per warp step; MmaWork / MmaWalk / mma_fold_tile of
 // gemv_mma.cuh)
 //   step        = 32 consecutive columns (one 32-code unit: 16 + RB packed words per row) of 2
-//                 index rows (r0, r1).
+//                 index rows (r0, r1) for V = 8, of one index row for V = 16: 16 outputs, the
+//                 mma's 16 A rows, either way.
 //   RB = 8      = 4 mma per step, as in gemv_mma.cuh: k-slots = 8 codes x {main, residual}, code
 //                 slot i of mma b is column 4i + b (B operand: mma_b_operand). Address lane 8q + i
 //                 (row q & 1, codebook q / 2) needs codes 4i .. 4i + 3 of its row = the 96 bits of
@@ -27,8 +29,16 @@
 //                 (g, t) finds mma b's four columns at 8t + 4b .. 8t + 4b + 3 = words 2b, 2b + 1 of
 //                 its 16-byte activation load (no permutes), and address lane 8q + i finds its
 //                 two codes (mma 0, 1) in half i % 2 of words 4 (i / 2) + h and 4 (i / 2) + h + 2.
-//   staging     = per warp, 2 slots of one chunk (2 steps x 1 KB: the step's 64 main rows of 16
-//                 bytes at (mma, lane), the order ldmatrix reads them: each 8-row matrix is 128
+//   V = 16      = 4 mma per step (RB = 16, 32-bit codes: word c of the unit is code c, main = low
+//                 16 bits): mma 2b + r applies the main (r = 0) or residual (r = 1) rows of the
+//                 16 codes in B words 2b, 2b + 1, with the RB = 0 column map (code slot j of
+//                 column group b is column 8 (j % 8 / 2) + 2 (j / 8) + j % 2 + 4b). A row = output
+//                 element of the 32-byte codebook row: matrix q of ldmatrix = k-half q / 2, output
+//                 half q & 1, so address lane 8q + i gathers bytes 16 (q & 1) .. + 15 of the rows
+//                 of code word 8 (i / 2) + 2 (q / 2) + i % 2 + 4b, main and residual, both from
+//                 global memory (L2): 4 gathers per lane and step, a step's staging is 2 KB.
+//   staging     = per warp, 2 slots of one chunk (2 KB: 2 steps x 1 KB for V = 8, one step of
+//                 2 KB for V = 16; 16-byte rows at (mma, lane), the order ldmatrix reads them: each 8-row matrix is 128
 //                 contiguous bytes, conflict-free). Gathers are cp.async.ca (through L1: repeated
 //                 rows may hit). While a warp computes chunk c from one slot, the gathers of chunk
 //                 c + 1 fill the other, and the index words of chunk c + 2 are in flight to
@@ -39,8 +49,8 @@
 //                 block tiles (MmaWalk), so the gather stream never drains at an item boundary.
 //   block       = 256 threads, tile = RT row pairs x S items as in gemv_mma.cuh (P = 1); the D
 //                 fragments go to shared memory and mma_fold_tile sums the S items in order.
-//   groups      = RB = 0: any G (main codebook g at cb + g * 65536 rows); RB = 8: G = 1 only
-//                 (the staged residual codebook; dispatch.cu checks).
+//   groups      = RB = 0, 16: any G (codebook g at cb + g * 65536 rows, rcb + g * 65536 rows);
+//                 RB = 8: G = 1 only (the staged residual codebook; dispatch.cu checks).
 //   activations = as gemv_mma.cuh: T [m][I], X itself or prepared x' (hi / lo for bf16 + norm).
 #pragma once
 
@@ -52,16 +62,18 @@ namespace vptq {
 namespace gpu {
 
 constexpr int kGatherIndexBits = 16;                     // main codebook rows: 65536
-constexpr int kGatherResRows = 256;                      // residual codebook rows (RB = 8)
-constexpr int kGatherStepBytes = 64 * 16;                // one step's 64 staged main rows
+constexpr int kGatherResRows = 256;                      // staged residual codebook rows (RB = 8)
+constexpr int kGatherSlotBytes = 2048;                   // staging of one chunk
+// One step's staged rows: V = 8, 64 main rows of 16 bytes (4 or 2 mma x 16 or 32 lanes); V = 16,
+// 128 half rows of 16 bytes (4 mma x 32 lanes). Steps per chunk: what fills a slot.
+__host__ __device__ constexpr int mma_gather_step_bytes(int v) { return v == 16 ? 128 * 16 : 64 * 16; }
+__host__ __device__ constexpr int mma_gather_chunk(int v) { return kGatherSlotBytes / mma_gather_step_bytes(v); }
 // Shared memory is taken from L1, which caches ~20% of the random main-codebook gathers for the
 // fast kernel: the ring and the residual codebook are kept small. Measured (H200, 8B up, M = 1,
 // separate device calls): 8 residual copies (32 KB) -> 1 copy (4 KB): v8-k65536-256 83.8 -> 67.1 us;
 // 4-step -> 2-step chunks (8 KB -> 4 KB of ring per warp): 59.5 -> 58.9 us (v8-k65536), 67.1 ->
 // 66.3 us (v8-k65536-256). The single residual copy's bank conflicts cost shared-memory
 // wavefronts, which are not this kernel's limit.
-constexpr int kGatherChunk = 2;                                    // steps per chunk (staging slot)
-constexpr int kGatherSlotBytes = kGatherChunk * kGatherStepBytes;
 constexpr int kGatherSlots = 2;                          // staging slots per warp
 constexpr int kGatherWarpBytes = kGatherSlots * kGatherSlotBytes;
 constexpr int kGatherResCopies = 1;  // copies of the staged residual codebook
@@ -69,7 +81,7 @@ constexpr int kGatherResCopies = 1;  // copies of the staged residual codebook
 // Dynamic shared memory, in this order: the residual codebook (RB = 8, G = 1), the items' D
 // fragments, the warps' staging rings.
 __host__ __device__ constexpr size_t mma_gather_res_bytes(int rb) {
-  return rb ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0;
+  return rb == 8 ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0;
 }
 inline size_t mma_gather_smem_bytes(int rb, int items) {
   return mma_gather_res_bytes(rb) + static_cast<size_t>(items) * kMmaItemFloats * sizeof(float) +
@@ -77,18 +89,24 @@ inline size_t mma_gather_smem_bytes(int rb, int items) {
 }
 
 #if !VPTQ_HIP
-template <typename T, bool kXVec, bool kHiLo, int kRB>
+template <typename T, bool kXVec, bool kHiLo, int kV, int kRB>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArgs a) {
-  static_assert(kRB == 0 || kRB == 8, "residual: none or 256 rows");
+  static_assert((kV == 8 && (kRB == 0 || kRB == 8)) || (kV == 16 && kRB == 16),
+                "v8 without or with a 256-row residual, v16 with a 65536-row residual");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
+  constexpr bool kWide = kV == 16;
+  constexpr bool kStagedRes = kRB == 8;               // residual codebook in shared memory
   constexpr int kUnitWords = kGatherIndexBits + kRB;  // packed words per 32-code unit and row
-  constexpr int kLaneWords = kRB ? 3 : 2;             // index words a lane reads per step
+  constexpr int kLaneWords = kStagedRes ? 3 : 2;      // index words a lane reads per step
   constexpr int kMmas = kRB ? 4 : 2;                  // mma per step
-  constexpr size_t kGroupRowsBytes = size_t{1} << (kGatherIndexBits + 4);  // one group's main codebook
+  constexpr int kChunk = mma_gather_chunk(kV);        // steps per chunk
+  constexpr int kStepBytes = mma_gather_step_bytes(kV);
+  constexpr int kRowBytes = kV * 2;                   // one codebook row
+  constexpr size_t kGroupRowsBytes = (size_t{1} << kGatherIndexBits) * kRowBytes;  // one group's codebook
   extern __shared__ __align__(16) unsigned char mma_smem[];
   const LayerView& L = a.L;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const MmaWork k = mma_work(a, 1);
+  const MmaWork k = mma_work(a, 1, kWide ? 1 : 2);
   const int upg = L.group_size / kMmaStepCols;  // units per group
   const int W = L.words_per_row;
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
@@ -100,32 +118,36 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
   const uint32_t stage_s = static_cast<uint32_t>(__cvta_generic_to_shared(stage));
 
-  // ---- this lane's roles: address lane 8q + i of ldmatrix (row arow of the pair)
+  // ---- this lane's roles: address lane 8q + i of ldmatrix (V = 8: row arow of the pair; V = 16:
+  // bytes 16 arow .. 16 arow + 15 of the codebook rows)
   const int q = lane >> 3, i8 = lane & 7, arow = q & 1;
-  const bool main_lane = kRB == 0 || q < 2;
-  const int word_off = kRB ? 3 * i8 : 4 * (i8 >> 1) + (q >> 1);  // first index word of the lane in a unit
-  const int half_shift = kRB ? 0 : 16 * (i8 & 1);                // RB = 0: half of the word
-  // staging row of (step s, mma b): s * 1 KB + b * (RB ? 256 : 512) + lane * 16 (main lanes)
-  constexpr int kMmaRowsBytes = kGatherStepBytes / kMmas;
+  const bool main_lane = !kStagedRes || q < 2;
+  // first index word of the lane in a unit
+  const int word_off = kWide ? 8 * (i8 >> 1) + 2 * (q >> 1) + (i8 & 1) : kStagedRes ? 3 * i8 : 4 * (i8 >> 1) + (q >> 1);
+  const int half_shift = kRB ? 0 : 16 * (i8 & 1);  // RB = 0: half of the word
+  const int row_byte = kWide ? 16 * arow : 0;      // V = 16: half of the codebook row
+  // staging row of (step s, mma b): s * kStepBytes + b * kMmaRowsBytes + lane * 16 (main lanes)
+  constexpr int kMmaRowsBytes = kStepBytes / kMmas;
   const uint32_t lane_stage = stage_s + static_cast<uint32_t>(lane * 16);
   const uint32_t lane_res = smem_s + static_cast<uint32_t>((i8 & (kGatherResCopies - 1)) * 16);  // its copy of entry 0
   const unsigned char* cb = static_cast<const unsigned char*>(L.cb);
 
   // index words of the lane's row for the chunk at walk w (zeros past the end), then w moves on
-  auto load_index = [&](MmaWalk& w, uint32_t (&iv)[kGatherChunk][kLaneWords]) {
-    const uint32_t* row = L.packed + static_cast<size_t>(min(2 * w.rb + arow, L.index_rows - 1)) * W + word_off;
+  auto load_index = [&](MmaWalk& w, uint32_t (&iv)[kChunk][kLaneWords]) {
+    const int r = kWide ? w.rb : min(2 * w.rb + arow, L.index_rows - 1);
+    const uint32_t* row = L.packed + static_cast<size_t>(r) * W + word_off;
 #pragma unroll
-    for (int s = 0; s < kGatherChunk; ++s) {
+    for (int s = 0; s < kChunk; ++s) {
       const int u = w.u + s;
 #pragma unroll
       for (int j = 0; j < kLaneWords; ++j) iv[s][j] = 0u;
       if (w.tile < k.tiles && u < w.uend) {
         const size_t off = mma_unit_words<kUnitWords>(L, u, upg, group_words);
 #pragma unroll
-        for (int j = 0; j < kLaneWords; ++j) iv[s][j] = row[off + (kRB ? j : 2 * j)];
+        for (int j = 0; j < kLaneWords; ++j) iv[s][j] = row[off + (kWide ? 4 * j : kStagedRes ? j : 2 * j)];
       }
     }
-    if (w.tile < k.tiles) mma_walk_next<kGatherChunk>(w, k, warp);
+    if (w.tile < k.tiles) mma_walk_next<kChunk>(w, k, warp);
   };
 
   // B column fg = activation row fg (rows >= m read row 0; their D columns are never stored)
@@ -137,19 +159,25 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 
   // gathers of the chunk at walk w into staging slot `slot` from index words iv, its activations
   // into xv and (residual lanes) its residual bytes into rw, one commit group; then w moves on
-  auto issue = [&](MmaWalk& w, const uint32_t (&iv)[kGatherChunk][kLaneWords], int slot, uint4 (&xv)[kGatherChunk],
-                   uint32_t (&rw)[kGatherChunk]) {
+  auto issue = [&](MmaWalk& w, const uint32_t (&iv)[kChunk][kLaneWords], int slot, uint4 (&xv)[kChunk],
+                   uint32_t (&rw)[kChunk]) {
     const uint32_t dst0 = lane_stage + static_cast<uint32_t>(slot * kGatherSlotBytes);
     unsigned char* dst0_g = stage + slot * kGatherSlotBytes + lane * 16;
 #pragma unroll
-    for (int s = 0; s < kGatherChunk; ++s) {
+    for (int s = 0; s < kChunk; ++s) {
       const int u = w.u + s;
       xv[s] = make_uint4(0, 0, 0, 0);
       rw[s] = 0u;
       if (w.tile < k.tiles && u < w.uend) {  // warp-uniform
-        const unsigned char* cbg = L.groups > 1 ? cb + static_cast<size_t>(u / upg) * kGroupRowsBytes : cb;
+        const size_t group_off = L.groups > 1 ? static_cast<size_t>(u / upg) * kGroupRowsBytes : 0;
+        const unsigned char* cbg = cb + group_off + row_byte;
         uint32_t code[kMmas];
-        if constexpr (kRB) {
+        if constexpr (kWide) {
+          code[0] = iv[s][0] & 0xFFFFu;  // column group 0: main, residual
+          code[1] = iv[s][0] >> 16;
+          code[2] = iv[s][1] & 0xFFFFu;  // column group 1
+          code[3] = iv[s][1] >> 16;
+        } else if constexpr (kStagedRes) {
           const uint32_t w0 = iv[s][0], w1 = iv[s][1], w2 = iv[s][2];
           code[0] = w0 & 0xFFFFu;
           code[1] = __funnelshift_r(w0, w1, 24) & 0xFFFFu;
@@ -164,57 +192,62 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
         if (main_lane) {
 #pragma unroll
           for (int b = 0; b < kMmas; ++b) {
-            const int off = s * kGatherStepBytes + b * kMmaRowsBytes;
-            mma_cp_async16<true>(dst0 + off, dst0_g + off, cbg + static_cast<size_t>(code[b]) * 16);
+            const int off = s * kStepBytes + b * kMmaRowsBytes;
+            const unsigned char* src = kWide && (b & 1) ? static_cast<const unsigned char*>(L.rcb) + group_off + row_byte : cbg;
+            mma_cp_async16<true>(dst0 + off, dst0_g + off, src + static_cast<size_t>(code[b]) * kRowBytes);
           }
         }
         xv[s] = mma_load_x8<kXVec>(xh + u * kMmaStepCols);
       }
     }
     mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
-    if (w.tile < k.tiles) mma_walk_next<kGatherChunk>(w, k, warp);
+    if (w.tile < k.tiles) mma_walk_next<kChunk>(w, k, warp);
   };
 
   // ---- prologue: index words of chunks 0 .. 2, gathers of chunk 0, residual codebook
   MmaWalk iw{static_cast<int>(blockIdx.x), warp, 0, 0, 0};
   mma_walk_settle(iw, k, warp);
   MmaWalk pw = iw;  // gathers + activations: one chunk ahead of the mma
-  uint32_t icur[kGatherChunk][kLaneWords], inext[kGatherChunk][kLaneWords];
+  uint32_t icur[kChunk][kLaneWords], inext[kChunk][kLaneWords];
   load_index(iw, icur);
   load_index(iw, inext);
-  uint4 xc[kGatherChunk];
-  uint32_t rc[kGatherChunk];
+  uint4 xc[kChunk];
+  uint32_t rc[kChunk];
   // icur = the next chunk to issue (loaded one chunk ago), inext = the one after it (in flight)
   auto advance_index = [&]() {
 #pragma unroll
-    for (int s = 0; s < kGatherChunk; ++s)
+    for (int s = 0; s < kChunk; ++s)
 #pragma unroll
       for (int j = 0; j < kLaneWords; ++j) icur[s][j] = inext[s][j];
     load_index(iw, inext);
   };
   issue(pw, icur, 0, xc, rc);
   advance_index();
-  if constexpr (kRB) {
+  if constexpr (kStagedRes) {
     mma_stage_codebook<kGatherResCopies>(reinterpret_cast<uint4*>(mma_smem), static_cast<const uint4*>(L.rcb),
                                          kGatherResRows);
   }
   __syncthreads();
 
-  // One step: kMmas gathers from the staging slot (and the residual codebook), then kMmas mma
-  // (x 2 with hi / lo); mma b accumulates into d[b % 2].
+  // One step: kMmas ldmatrix from the staging slot (and the staged residual codebook), then kMmas
+  // mma (x 2 with hi / lo); mma b accumulates into d[b % 2].
   auto step = [&](float (&d)[2][4], uint32_t slot_stage, int s, uint32_t rbytes, const uint4& x, const uint4& xlo) {
     uint32_t af[kMmas][4];
 #pragma unroll
     for (int b = 0; b < kMmas; ++b) {
-      uint32_t addr = slot_stage + static_cast<uint32_t>(s * kGatherStepBytes + b * kMmaRowsBytes);
-      if constexpr (kRB) {
+      uint32_t addr = slot_stage + static_cast<uint32_t>(s * kStepBytes + b * kMmaRowsBytes);
+      if constexpr (kStagedRes) {
         if (!main_lane) addr = lane_res + __byte_perm(rbytes, 0u, 0x4440u | b) * (16 * kGatherResCopies);
       }
       mma_ldsm_x4_trans_after_wait(addr, af[b]);
     }
 #pragma unroll
     for (int b = 0; b < kMmas; ++b) {
-      if constexpr (kRB) {
+      if constexpr (kWide) {  // mma b: column group b / 2 (B words 2 (b / 2), + 1), main or residual
+        const bool hi = b >> 1;
+        MmaOp<T>::run(d[b & 1], af[b], hi ? x.z : x.x, hi ? x.w : x.y);
+        if constexpr (kHiLo) MmaOp<T>::run(d[b & 1], af[b], hi ? xlo.z : xlo.x, hi ? xlo.w : xlo.y);
+      } else if constexpr (kStagedRes) {
         const uint32_t xb = mma_b_operand(x, b);
         MmaOp<T>::run(d[b & 1], af[b], xb, xb);
         if constexpr (kHiLo) {
@@ -238,13 +271,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
       const int ubeg = (it & (k.S - 1)) * k.U, uend = min(ubeg + k.U, k.upr);
       if (rb < k.blocks && ubeg < uend) {
 #pragma unroll 1
-        for (int u0 = ubeg; u0 < uend; u0 += kGatherChunk) {
-          uint4 xlc[kGatherChunk];
+        for (int u0 = ubeg; u0 < uend; u0 += kChunk) {
+          uint4 xlc[kChunk];
           mma_load_lo<kHiLo>(xl, u0, uend, xlc);
           // the next chunk: every lane is done with the slot it reuses (read in the previous chunk)
           __syncwarp();
-          uint4 xn[kGatherChunk];
-          uint32_t rn[kGatherChunk];
+          uint4 xn[kChunk];
+          uint32_t rn[kChunk];
           issue(pw, icur, (kc + 1) & 1, xn, rn);
           advance_index();
           // this chunk's gathers (issued one chunk ago) have landed, for every lane
@@ -252,16 +285,16 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
           __syncwarp();
           const uint32_t slot_stage = lane_stage + static_cast<uint32_t>((kc & 1) * kGatherSlotBytes);
           ++kc;
-          if (u0 + kGatherChunk <= uend) {
+          if (u0 + kChunk <= uend) {
 #pragma unroll
-            for (int s = 0; s < kGatherChunk; ++s) step(d, slot_stage, s, rc[s], xc[s], xlc[s]);
+            for (int s = 0; s < kChunk; ++s) step(d, slot_stage, s, rc[s], xc[s], xlc[s]);
           } else {
 #pragma unroll
-            for (int s = 0; s < kGatherChunk; ++s)
+            for (int s = 0; s < kChunk; ++s)
               if (u0 + s < uend) step(d, slot_stage, s, rc[s], xc[s], xlc[s]);  // warp-uniform
           }
 #pragma unroll
-          for (int s = 0; s < kGatherChunk; ++s) {
+          for (int s = 0; s < kChunk; ++s) {
             xc[s] = xn[s];
             rc[s] = rn[s];
           }
@@ -271,18 +304,18 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
       for (int c = 0; c < 4; ++c) part[it * kMmaItemFloats + lane * 4 + c] = d[0][c] + d[1][c];
     }
     __syncthreads();
-    mma_fold_tile<T, 1>(a, part, k, tile);
+    mma_fold_tile<T, 1, kV>(a, part, k, tile);
     __syncthreads();
   }
   mma_cp_async_wait<0>();  // only empty groups can be left; for form
 }
 #endif  // !VPTQ_HIP
 
-// Host launchers (gemv_mma_gather.cu; CUDA only), one per residual width.
-template <typename T, int RB>
+// Host launchers (gemv_mma_gather.cu; CUDA only), one per (vector length, residual width).
+template <typename T, int V, int RB>
 gpuError_t launch_gemv_mma_gather(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int RB>
+template <typename T, int V, int RB>
 int gemv_mma_gather_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu
