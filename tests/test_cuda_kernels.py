@@ -250,6 +250,12 @@ def test_kernel_names_follow_the_dispatch_table():
     wide = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=48, v=16, k=65536,
                                                       k_res=65536)).as_dict()
     assert mod.gemm_cuda_kernel_name(wide, "float16", 1) == "vptq_gemv_fast<float16,V=16,IB=16,RB=16,MB=1>"
+    # V = 16 at M = 1: the fast kernel up to 256 index rows, the generic kernel above (dispatch.cu)
+    for out_features, kernel in ((4096, "vptq_gemv_fast<float16,V=16,IB=16,RB=16,MB=1>"),
+                                 (4112, "vptq_gemv<float16,VT=16,MB=1,R=1,exact=true>")):
+        tall = OpAttributes.from_spec(synthetic.make_spec(in_features=64, out_features=out_features, v=16,
+                                                          k=65536, k_res=65536)).as_dict()
+        assert mod.gemm_cuda_kernel_name(tall, "float16", 1) == kernel
     wide_m2 = (_gather_name("float16", 16, v=16) if _mma_expected() and "VPTQ_GEMV_MMA_GATHER_MIN_M" not in os.environ
                else "vptq_gemv<float16,VT=16,MB=2,R=1,exact=true>")
     assert mod.gemm_cuda_kernel_name(wide, "float16", 2) == wide_m2

@@ -96,6 +96,13 @@ constexpr double kMinTilesPerSM = 1.5;                 // decode: R > 1 only abo
 // fast decode kernel: shared memory for staged codebooks + partials, and warp items per tile
 constexpr size_t kFastMaxSmemBytes = 100 * 1024;
 constexpr int kFastMaxItems = 64;
+// V = 16 at M = 1: the fast kernel up to this many index rows, the generic kernel above. The
+// V = 16 fast kernel holds 16 accumulators next to 32 index words (254 registers, one block of 8
+// warps per SM); the generic kernel runs ~30 warps per SM, which pays once the layer has enough
+// rows to fill them. Measured (H100, M = 1, fp16, two repeats, docs/kernels.md): generic / fast
+// time 0.85-0.95 on the 5 Llama shapes with 384-1792 rows (8B qkv, 8B up, 70B o, up, down),
+// 1.02 at 256 rows (8B q/o, 8B down), 1.79 at 64 rows (8B kv).
+constexpr int64_t kFastWideMaxRows = 256;
 constexpr int kFastTargetWarpsPerSM = 16;  // resident warps of the fast kernel (2 blocks x 8)
 constexpr int kFastWarpsPerBlock = gpu::kFastThreads / 32;  // host view (32-lane warps)
 // tensor-core kernel from this many rows of X on. Measured (H200, v8-k256-256 fp16, third version
@@ -250,8 +257,10 @@ size_t fast_smem(const LayerAttributes& a, DType dtype, int mb, int items) {
 // aligned (assumed by gemm_cuda_workspace_bytes / gemm_cuda_kernel_name). On success *geom is the
 // layer's fast-kernel geometry (computed once per call here, used by plan() and the launch).
 int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, FastGeometry* geom) {
-  if (!ptr_ok || a.outlier_size != 0 || a.group_size < gpu::kFastUnitCodes ||
-      a.group_size % gpu::kFastUnitCodes != 0 || a.group_num * a.group_size > 65536)
+  static const bool env_off = gpu::env_knob("VPTQ_GEMV_FAST", 1) == 0;  // A/B runs against the generic kernel
+  if (env_off || !ptr_ok || a.outlier_size != 0 || a.group_size < gpu::kFastUnitCodes ||
+      a.group_size % gpu::kFastUnitCodes != 0 || a.group_num * a.group_size > 65536 ||
+      (a.vector_len == 16 && a.num_index_rows() > kFastWideMaxRows))
     return -1;
   const int mb = rows_per_launch(m);
   for (int i = 0; i < kGemvTableSize; ++i) {
