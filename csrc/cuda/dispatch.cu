@@ -233,7 +233,9 @@ FastGeometry fast_geometry(const LayerAttributes& a) {
   const int64_t rows = std::max<int64_t>(1, a.num_index_rows());
   const int64_t target = int64_t{multiprocessors()} * kFastTargetWarpsPerSM;
   const int64_t max_s = (upr + 31) / 32;
-  const int64_t s = std::min<int64_t>(max_s, std::max<int64_t>(1, (target + rows - 1) / rows));
+  static const long forced_split = gpu::env_knob("VPTQ_GEMV_FAST_SPLIT", 0);  // S, for sweeps
+  const int64_t s = std::min<int64_t>(max_s, forced_split > 0 ? forced_split
+                                                               : std::max<int64_t>(1, (target + rows - 1) / rows));
   f.units = static_cast<int>(((upr + s - 1) / s + 31) / 32 * 32);
   f.chunks = static_cast<int>((upr + f.units - 1) / f.units);
   int gcd = kFastWarpsPerBlock;
