@@ -104,6 +104,11 @@ constexpr int kFastMaxItems = 64;
 // 1.02 at 256 rows (8B q/o, 8B down), 1.79 at 64 rows (8B kv).
 constexpr int64_t kFastWideMaxRows = 256;
 constexpr int kFastTargetWarpsPerSM = 16;  // resident warps of the fast kernel (2 blocks x 8)
+// fast_geometry's wave-tail rule: tiles / (resident blocks x rounds) below this doubles S. Measured
+// (H100, M = 1, S swept over 1..16 on 7 fast-kernel configurations x 8 Llama shapes,
+// docs/kernels.md): it changes v12-k4096-4096 70B up (S 1 -> 2) and 8B up (2 -> 4) and v6-k4096
+// 8B up (1 -> 2), 0.85-0.88x the time; 0.7 and above also changed shapes that got slower.
+constexpr double kFastMinWaveFill = 0.6;
 constexpr int kFastWarpsPerBlock = gpu::kFastThreads / 32;  // host view (32-lane warps)
 // tensor-core kernel from this many rows of X on. Measured (H200, v8-k256-256 fp16, third version
 // with the cp.async index ring, docs/kernels.md): M = 1 8B q/o / up / down 10.2 / 24.4 / 20.7 us
@@ -228,24 +233,40 @@ struct FastGeometry {
 };
 
 FastGeometry fast_geometry(const LayerAttributes& a) {
-  FastGeometry f;
   const int64_t upr = a.group_num * (a.group_size / gpu::kFastUnitCodes);
   const int64_t rows = std::max<int64_t>(1, a.num_index_rows());
   const int64_t target = int64_t{multiprocessors()} * kFastTargetWarpsPerSM;
   const int64_t max_s = (upr + 31) / 32;
+  auto with_split = [&](int64_t s) {
+    FastGeometry f;
+    f.units = static_cast<int>(((upr + s - 1) / s + 31) / 32 * 32);
+    f.chunks = static_cast<int>((upr + f.units - 1) / f.units);
+    int gcd = kFastWarpsPerBlock;
+    while (f.chunks % gcd) gcd /= 2;  // kFastWarpsPerBlock is a power of two
+    int rt = kFastWarpsPerBlock / gcd;
+    while (rt > 1 && static_cast<int64_t>(rt) * f.chunks > kFastMaxItems) rt /= 2;
+    while (rt > 1 && (rows + rt - 1) / rt < multiprocessors()) rt /= 2;
+    f.rows_per_tile = rt;
+    f.items = rt * f.chunks;
+    f.tiles = (rows + rt - 1) / rt;
+    return f;
+  };
   static const long forced_split = gpu::env_knob("VPTQ_GEMV_FAST_SPLIT", 0);  // S, for sweeps
-  const int64_t s = std::min<int64_t>(max_s, forced_split > 0 ? forced_split
-                                                               : std::max<int64_t>(1, (target + rows - 1) / rows));
-  f.units = static_cast<int>(((upr + s - 1) / s + 31) / 32 * 32);
-  f.chunks = static_cast<int>((upr + f.units - 1) / f.units);
-  int gcd = kFastWarpsPerBlock;
-  while (f.chunks % gcd) gcd /= 2;  // kFastWarpsPerBlock is a power of two
-  int rt = kFastWarpsPerBlock / gcd;
-  while (rt > 1 && static_cast<int64_t>(rt) * f.chunks > kFastMaxItems) rt /= 2;
-  while (rt > 1 && (rows + rt - 1) / rt < multiprocessors()) rt /= 2;
-  f.rows_per_tile = rt;
-  f.items = rt * f.chunks;
-  f.tiles = (rows + rt - 1) / rt;
+  int64_t s = std::min<int64_t>(max_s, forced_split > 0 ? forced_split
+                                                         : std::max<int64_t>(1, (target + rows - 1) / rows));
+  FastGeometry f = with_split(s);
+  // Wave tail: more tiles than resident blocks, the last round less than kFastMinWaveFill full
+  // (e.g. 1.13 rounds of work in 2 rounds): split K twice as fine (twice the tiles, half the rows
+  // per tile) while that fits.
+  const int64_t slots = int64_t{multiprocessors()} * (a.vector_len == 16 ? 1 : 2);  // kFastMinBlocks
+  while (forced_split <= 0 && f.tiles > slots && 2 * s <= max_s) {
+    const double waves = static_cast<double>(f.tiles) / static_cast<double>(slots);
+    if (waves / std::ceil(waves) >= kFastMinWaveFill) break;
+    const FastGeometry g = with_split(2 * s);
+    if (g.items > kFastMaxItems) break;
+    f = g;
+    s *= 2;
+  }
   return f;
 }
 
