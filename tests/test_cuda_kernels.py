@@ -144,6 +144,14 @@ CONFIGS = {
                                            perm=True, norm=True, bias=True),
     "v16-k65536-65536-splitk-mma": dict(in_features=4096, out_features=256, v=16, k=65536, k_res=65536),
     "v16-k65536-65536-tall-mma": dict(in_features=256, out_features=8208, v=16, k=65536, k_res=65536),
+    # the gather kernel for 12 / 13-bit main codes (20 / 21-bit codes with the residual: funnel
+    # shifts across words): bias, an odd index-row count with perm and a partial last chunk,
+    # bf16 + norm, G = 2 without residual, split-K
+    "v8-k4096-256-mma": dict(in_features=2048, out_features=136, v=8, k=4096, k_res=256, bias=True),
+    "v8-k8192-256-odd-perm-mma": dict(in_features=1056, out_features=120, v=8, k=8192, k_res=256, perm=True),
+    "v8-k4096-256-norm-mma": dict(in_features=1024, out_features=64, v=8, k=4096, k_res=256, norm=True),
+    "v8-k4096-G2-mma": dict(in_features=576, out_features=72, v=8, k=4096, group_num=2, bias=True),
+    "v8-k8192-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=8192, k_res=256),
     # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
     # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
@@ -153,7 +161,8 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v12-k512-res32-outl-bias", "v3-k512-tall-all", "v8-k256-256-G2-ragged-fast",
                  "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536",
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
-                 "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma")
+                 "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma", "v8-k8192-256-odd-perm-mma",
+                 "v8-k4096-G2-mma")
 
 
 def _device_weights(layer, dtype):
@@ -306,24 +315,29 @@ def test_mma_kernel_dispatch():
     assert mod.gemm_cuda_kernel_name(norm, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=1>"
 
 
-def _gather_name(dt, rb, v=8):
-    return f"vptq_gemv_mma_gather<{dt},V={v},IB=16,RB={rb}>"
+def _gather_name(dt, rb, v=8, ib=16):
+    return f"vptq_gemv_mma_gather<{dt},V={v},IB={ib},RB={rb}>"
 
 
 def test_mma_gather_kernel_dispatch():
-    """16-bit main codes (v8-k65536, v8-k65536-256, v16-k65536-65536) take the tensor-core gather
-    kernel for 2 <= M <= 8 (fp16 / bf16; M = 1 the fast kernel, measured faster), G = 1 when the
-    residual is the staged 256-row one, not fp16 + norm (dispatch.cu)."""
+    """The gather layouts (v8-k65536, v8-k65536-256, v16-k65536-65536, v8-k4096, v8-k4096-256,
+    v8-k8192-256) take the tensor-core gather kernel for 2 <= M <= 8 (fp16 / bf16; M = 1 the fast
+    kernel), G = 1 when the residual is the staged 256-row one, not fp16 + norm (dispatch.cu)."""
     mod = _kernels()
     if not _mma_expected() or "VPTQ_GEMV_MMA_GATHER_MIN_M" in os.environ:
         pytest.skip("tensor-core decode kernels off (device below sm_80, VPTQ_GEMV_MMA=0) or moved")
-    for v, k_res, rb in ((8, 0, 0), (8, 256, 8), (16, 65536, 16)):
-        attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=v, k=65536,
+    for v, ib, k_res, rb in ((8, 16, 0, 0), (8, 16, 256, 8), (16, 16, 65536, 16), (8, 12, 0, 0), (8, 12, 256, 8),
+                             (8, 13, 256, 8)):
+        attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=v, k=2**ib,
                                                            k_res=k_res)).as_dict()
         for dt in ("float16", "bfloat16"):
-            assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V={v},IB=16,RB={rb},MB=1>"
-            for m in (2, 3, 5, 8):
-                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v)
+            assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V={v},IB={ib},RB={rb},MB=1>"
+            # 12 / 13-bit main codes with the 256-row residual: from M = 3 (generic measured faster at M = 2)
+            first = 3 if ib < 16 and rb == 8 else 2
+            if first == 3:
+                assert mod.gemm_cuda_kernel_name(attrs, dt, 2) == f"vptq_gemv<{dt},VT=8,MB=2,R=1,exact=true>"
+            for m in (first, 5, 8):
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib)
             assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant_tiles<{dt}>+")
         assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
         assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
@@ -366,15 +380,17 @@ def test_mma_kernel_both_pair_counts(pairs):
 def test_mma_gather_kernel_at_one_row():
     """The gather kernel at M = 1 too (dispatch gives M = 1 to the fast kernel):
     VPTQ_GEMV_MMA_GATHER_MIN_M=1 (read once per process, so in a fresh interpreter) on every
-    k65536 mma configuration; the child asserts the gather kernel ran at M = 1."""
+    gather-kernel mma configuration; the child asserts the gather kernel ran at M = 1."""
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
-    _run_child_tests("matches_fp64 and k65536 and mma", VPTQ_GEMV_MMA_GATHER_MIN_M="1", VPTQ_CUDA_TEST_GATHER_M1="1")
+    _run_child_tests("matches_fp64 and mma and (k65536 or k4096 or k8192)", VPTQ_GEMV_MMA_GATHER_MIN_M="1",
+                     VPTQ_CUDA_TEST_GATHER_M1="1")
 
 
 @pytest.mark.parametrize("m", [1, 2, 5, 8])
-@pytest.mark.parametrize("v,k,k_res", [(8, 256, 256), (8, 65536, 256), (8, 65536, 0), (16, 65536, 65536)])
+@pytest.mark.parametrize("v,k,k_res", [(8, 256, 256), (8, 65536, 256), (8, 65536, 0), (16, 65536, 65536),
+                                       (8, 4096, 256), (8, 4096, 0)])
 def test_mma_kernel_unaligned_activations(m, v, k, k_res):
     """X at an address that is not 16-byte aligned: element loads instead of vector loads (both
     tensor-core kernels)."""

@@ -15,11 +15,12 @@
 //                                    only for bf16), shared memory fits kMmaMaxSmemBytes.
 //                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
 //                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold.
-//     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; M = 1 the
-//     (gemv_mma_gather.cuh)          fast kernel, measured faster) for 16-bit main codes
-//                                    (VPTQ_GEMV_MMA_GATHER_LAYOUTS: v8-k65536, v8-k65536-256,
-//                                    v16-k65536-65536): same conditions as the mma kernel, the
-//                                    256-row residual only with G = 1 (one staged copy).
+//     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; 3 <= M
+//     (gemv_mma_gather.cuh)          for 12 / 13-bit codes with a residual; M = 1 the fast
+//                                    kernel, measured faster) for VPTQ_GEMV_MMA_GATHER_LAYOUTS
+//                                    (v8-k65536, v8-k65536-256, v16-k65536-65536, v8-k4096,
+//                                    v8-k4096-256, v8-k8192-256): same conditions as the mma
+//                                    kernel, the 256-row residual only with G = 1 (one staged copy).
 //                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
 //     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
 //                                    is one of gemv_fast_table.h, there are no outlier columns,
@@ -120,8 +121,12 @@ constexpr int kMmaMinRows = 1;
 // 0.94-1.35x the fast kernel's time, slower on most shapes (H200 8B up 58.9 against 56.0 us; its
 // staging ring takes shared memory that the fast kernel leaves to L1, which caches ~20% of the
 // gathers); at M = 8 it is 1.8-2.0x faster (H200 8B up 61.5 against 123.0 us).
-// VPTQ_GEMV_MMA_GATHER_MIN_M overrides.
+// For 12 / 13-bit main codes with the 256-row residual (v8-k4096-256, v8-k8192-256) from M = 3:
+// measured (H200, 8B up, fp16, docs/kernels.md) at M = 2 the generic kernel takes 52.4 / 53.2 us
+// against the gather kernel's 56.1 / 64.3, at M = 4 71.2 / 73.7 against 56.6 / 64.8 (M = 3 runs
+// the generic kernel's MB = 4 variant). VPTQ_GEMV_MMA_GATHER_MIN_M overrides both.
 constexpr int kMmaGatherMinRows = 2;
+constexpr int kMmaGatherOddResMinRows = 3;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
 constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
@@ -148,6 +153,7 @@ struct GemvEntry {
   GemvLaunch launch;
   GemvOccupancy blocks_per_sm;
   const char* name;
+  bool gather = false;  // mma: the gather kernel (gemv_mma_gather.cuh), else staged codebooks
 };
 
 #define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, R, EXACT)                                    \
@@ -182,11 +188,12 @@ struct GemvEntry {
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
-#define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, V, RB)                                                     \
-  {DT, V, true, gpu::kMmaMaxRows, 1, gpu::kGatherIndexBits, RB, true, &gpu::launch_gemv_mma_gather<T, V, RB>, \
-   &gpu::gemv_mma_gather_blocks_per_sm<T, V, RB>, "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=16,RB=" #RB ">"},
-#define VPTQ_MMA_GATHER_F16(V, RB) VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", V, RB)
-#define VPTQ_MMA_GATHER_BF16(V, RB) VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, RB)
+#define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, V, IB, RB)                                                  \
+  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB>,              \
+   &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB>,                                                   \
+   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ">", true},
+#define VPTQ_MMA_GATHER_F16(V, IB, RB) VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
+#define VPTQ_MMA_GATHER_BF16(V, IB, RB) VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 #define VPTQ_MMA_ROWS                                                                        \
   VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)                   \
   VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16) VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16)
@@ -355,9 +362,9 @@ bool mma_device_ok() {
 // Dynamic shared memory of a tensor-core table entry (index bits ib, residual bits rb) for a
 // geometry of `items` warp items and `pairs` row pairs per step: the gather kernel
 // (gemv_mma_gather.cuh) for 16-bit main codes, else gemv_mma.cuh's staged codebooks.
-size_t mma_entry_smem(const LayerAttributes& a, int ib, int rb, int items, int pairs) {
-  if (ib == gpu::kGatherIndexBits) return gpu::mma_gather_smem_bytes(rb, items);
-  return gpu::mma_smem_bytes(static_cast<int>(a.group_num), ib, rb, items, pairs);
+size_t mma_entry_smem(const LayerAttributes& a, const GemvEntry& e, int items, int pairs) {
+  if (e.gather) return gpu::mma_gather_smem_bytes(e.rb, items);
+  return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs);
 }
 
 // The tensor-core kernel for (dtype, layout, m), or -1; ptr_ok and *geom as for select_fast.
@@ -367,7 +374,7 @@ size_t mma_entry_smem(const LayerAttributes& a, int ib, int rb, int items, int p
 int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, FastGeometry* geom) {
   static const long min_rows = std::max(1L, gpu::env_knob("VPTQ_GEMV_MMA_MIN_M", kMmaMinRows));
   static const long forced_pairs = gpu::env_knob("VPTQ_GEMV_MMA_PAIRS", 0);
-  static const long gather_min_rows = std::max(1L, gpu::env_knob("VPTQ_GEMV_MMA_GATHER_MIN_M", kMmaGatherMinRows));
+  static const long forced_gather_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_GATHER_MIN_M", 0);
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
@@ -375,12 +382,15 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
     if (!e.mma || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits || e.rb != a.res_index_bits ||
-        (forced_pairs > 0 && e.ib != gpu::kGatherIndexBits && e.r != forced_pairs))
+        (forced_pairs > 0 && !e.gather && e.r != forced_pairs))
       continue;
-    if (e.ib == gpu::kGatherIndexBits && (m < gather_min_rows || (e.rb == 8 && a.group_num != 1)))
+    const long gather_min_rows = forced_gather_min_rows > 0 ? forced_gather_min_rows
+                                 : e.ib < gpu::kGatherIndexBits && e.rb == 8 ? kMmaGatherOddResMinRows
+                                                                             : kMmaGatherMinRows;
+    if (e.gather && (m < gather_min_rows || (e.rb == 8 && a.group_num != 1)))
       continue;  // M = 1: the fast kernel; a 256-row residual: one staged copy (G = 1)
     const FastGeometry f = mma_geometry(a, e.r);
-    if (f.items == 0 || mma_entry_smem(a, e.ib, e.rb, f.items, e.r) > kMmaMaxSmemBytes) continue;
+    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > kMmaMaxSmemBytes) continue;
     if (best < 0 || f.cost < geom->cost || (f.cost == geom->cost && f.pairs > geom->pairs)) {
       *geom = f;
       best = i;
@@ -465,8 +475,7 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
     p.decode_mb = p.split ? -1 : 0;
     if (p.prep) { p.xs_off = off; off += align_up((p.split ? 2 : 1) * static_cast<size_t>(m) * I * sz); }
     if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
-    p.cb_smem = mma_entry_smem(a, static_cast<int>(a.index_bits), static_cast<int>(a.res_index_bits), p.geom.items,
-                               p.geom.pairs);
+    p.cb_smem = mma_entry_smem(a, kGemvTable[p.entry], p.geom.items, p.geom.pairs);
   } else if (p.gemv) {
     p.entry = select_fast(a, dtype, m, fast_ok, &p.geom);
     p.fast = p.entry >= 0;

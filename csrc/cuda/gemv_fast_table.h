@@ -32,10 +32,13 @@
   X(8, 8, 8)    /* v8-k256-256 */
 
 // Tensor-core gather kernel (gemv_mma_gather.cuh, CUDA sm_80+ only, any M <= 8, fp16 / bf16):
-// a 65536-row main codebook gathered from L2 into shared memory by cp.async; X(V, RB) = vector
-// length and residual bits (V = 8: 0 or 8, the 256-row residual codebook staged, G = 1 only;
-// V = 16: 16, the residual codebook gathered like the main one).
+// main-codebook rows gathered (from L1 / L2) into shared memory by cp.async; X(V, IB, RB) =
+// vector length, index bits, residual bits (RB = 8: the 256-row residual codebook staged, G = 1
+// only; V = 16: RB = 16, the residual codebook gathered like the main one).
 #define VPTQ_GEMV_MMA_GATHER_LAYOUTS(X) \
-  X(8, 0)       /* v8-k65536 */        \
-  X(8, 8)       /* v8-k65536-256 */    \
-  X(16, 16)     /* v16-k65536-65536 */
+  X(8, 16, 0)   /* v8-k65536 */        \
+  X(8, 16, 8)   /* v8-k65536-256 */    \
+  X(16, 16, 16) /* v16-k65536-65536 */ \
+  X(8, 12, 0)   /* v8-k4096 */         \
+  X(8, 12, 8)   /* v8-k4096-256 */     \
+  X(8, 13, 8)   /* v8-k8192-256 */

@@ -89,20 +89,36 @@ inline size_t mma_gather_smem_bytes(int rb, int items) {
 }
 
 #if !VPTQ_HIP
-template <typename T, bool kXVec, bool kHiLo, int kV, int kRB>
+// A lane's index word `a` (0 .. N - 1, a lane constant) of a step, as a select chain (no
+// dynamically indexed register array, which would go to local memory).
+template <int N>
+__device__ __forceinline__ uint32_t mma_pick_word(const uint32_t (&w)[N], int a) {
+  uint32_t v = w[0];
+#pragma unroll
+  for (int j = 1; j < N; ++j) v = a == j ? w[j] : v;
+  return v;
+}
+
+template <typename T, bool kXVec, bool kHiLo, int kV, int kIB, int kRB>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArgs a) {
-  static_assert((kV == 8 && (kRB == 0 || kRB == 8)) || (kV == 16 && kRB == 16),
-                "v8 without or with a 256-row residual, v16 with a 65536-row residual");
+  static_assert((kV == 8 && (kIB == 16 || kIB == 12 || kIB == 13) && (kRB == 0 || kRB == 8)) ||
+                    (kV == 16 && kIB == 16 && kRB == 16),
+                "v8 with 12, 13 or 16-bit main codes without or with a 256-row residual, v16-k65536-65536");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
   constexpr bool kWide = kV == 16;
   constexpr bool kStagedRes = kRB == 8;               // residual codebook in shared memory
-  constexpr int kUnitWords = kGatherIndexBits + kRB;  // packed words per 32-code unit and row
-  constexpr int kLaneWords = kStagedRes ? 3 : 2;      // index words a lane reads per step
+  constexpr bool kOddCodes = kIB != 16;               // codes not aligned to 16-bit halves: funnel shifts
+  constexpr int kCodeBits = kIB + kRB;                // T
+  constexpr int kUnitWords = kCodeBits;               // packed words per 32-code unit and row
+  // index words a lane reads per step: its codes' bits (odd codes: up to 4 words for the 4 codes
+  // of RB = 8, 3 for the 2 codes of RB = 0, 48 bits apart)
+  constexpr int kLaneWords = kOddCodes ? (kStagedRes ? 4 : 3) : (kStagedRes ? 3 : 2);
   constexpr int kMmas = kRB ? 4 : 2;                  // mma per step
   constexpr int kChunk = mma_gather_chunk(kV);        // steps per chunk
   constexpr int kStepBytes = mma_gather_step_bytes(kV);
   constexpr int kRowBytes = kV * 2;                   // one codebook row
-  constexpr size_t kGroupRowsBytes = (size_t{1} << kGatherIndexBits) * kRowBytes;  // one group's codebook
+  constexpr size_t kGroupRowsBytes = (size_t{1} << kIB) * kRowBytes;  // one group's main codebook
+  constexpr size_t kResGroupBytes = kWide ? (size_t{1} << kRB) * kRowBytes : 0;  // V = 16: one residual group
   extern __shared__ __align__(16) unsigned char mma_smem[];
   const LayerView& L = a.L;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -123,8 +139,18 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   const int q = lane >> 3, i8 = lane & 7, arow = q & 1;
   const bool main_lane = !kStagedRes || q < 2;
   // first index word of the lane in a unit
-  const int word_off = kWide ? 8 * (i8 >> 1) + 2 * (q >> 1) + (i8 & 1) : kStagedRes ? 3 * i8 : 4 * (i8 >> 1) + (q >> 1);
-  const int half_shift = kRB ? 0 : 16 * (i8 & 1);  // RB = 0: half of the word
+  // Odd codes: the lane's first code (RB = 8: codes 4i .. 4i + 3, T bits apart; RB = 0: the code
+  // slots of the RB = 0 column map, columns c0 and c0 + 4) starts at bit first_bit of the unit;
+  // code k at bit code_bit[k] of the lane's words (word code_bit >> 5, shift code_bit & 31).
+  constexpr int kOddCodesPerLane = kStagedRes ? 4 : 2;
+  constexpr int kOddCodeStride = kStagedRes ? kCodeBits : 4 * kCodeBits;
+  const int first_bit = kStagedRes ? 4 * i8 * kCodeBits : kCodeBits * (8 * (i8 >> 1) + 2 * (q >> 1) + (i8 & 1));
+  const int word_off = kOddCodes  ? first_bit >> 5
+                       : kWide    ? 8 * (i8 >> 1) + 2 * (q >> 1) + (i8 & 1)
+                       : kStagedRes ? 3 * i8
+                                  : 4 * (i8 >> 1) + (q >> 1);
+  const int last_word = kUnitWords - 1 - word_off;  // odd codes: the lane's words stay in the unit
+  const int half_shift = kRB ? 0 : 16 * (i8 & 1);   // 16-bit codes, RB = 0: half of the word
   const int row_byte = kWide ? 16 * arow : 0;      // V = 16: half of the codebook row
   // staging row of (step s, mma b): s * kStepBytes + b * kMmaRowsBytes + lane * 16 (main lanes)
   constexpr int kMmaRowsBytes = kStepBytes / kMmas;
@@ -144,7 +170,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
       if (w.tile < k.tiles && u < w.uend) {
         const size_t off = mma_unit_words<kUnitWords>(L, u, upg, group_words);
 #pragma unroll
-        for (int j = 0; j < kLaneWords; ++j) iv[s][j] = row[off + (kWide ? 4 * j : kStagedRes ? j : 2 * j)];
+        for (int j = 0; j < kLaneWords; ++j)
+          iv[s][j] = row[off + (kOddCodes ? min(j, last_word) : kWide ? 4 * j : kStagedRes ? j : 2 * j)];
       }
     }
     if (w.tile < k.tiles) mma_walk_next<kChunk>(w, k, warp);
@@ -169,10 +196,22 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
       xv[s] = make_uint4(0, 0, 0, 0);
       rw[s] = 0u;
       if (w.tile < k.tiles && u < w.uend) {  // warp-uniform
-        const size_t group_off = L.groups > 1 ? static_cast<size_t>(u / upg) * kGroupRowsBytes : 0;
-        const unsigned char* cbg = cb + group_off + row_byte;
+        const size_t g = L.groups > 1 ? static_cast<size_t>(u / upg) : 0;
+        const unsigned char* cbg = cb + g * kGroupRowsBytes + row_byte;
         uint32_t code[kMmas];
-        if constexpr (kWide) {
+        if constexpr (kOddCodes) {
+          constexpr uint32_t kCodeMask = (1u << kCodeBits) - 1u;
+          uint32_t res = 0u;
+#pragma unroll
+          for (int c = 0; c < kOddCodesPerLane; ++c) {
+            const int bit = (first_bit & 31) + c * kOddCodeStride, wa = bit >> 5;
+            const uint32_t full =
+                __funnelshift_r(mma_pick_word(iv[s], wa), mma_pick_word(iv[s], wa + 1), bit & 31) & kCodeMask;
+            code[c] = full & ((1u << kIB) - 1u);
+            if constexpr (kStagedRes) res |= (full >> kIB) << (8 * c);
+          }
+          rw[s] = res;
+        } else if constexpr (kWide) {
           code[0] = iv[s][0] & 0xFFFFu;  // column group 0: main, residual
           code[1] = iv[s][0] >> 16;
           code[2] = iv[s][1] & 0xFFFFu;  // column group 1
@@ -193,7 +232,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 #pragma unroll
           for (int b = 0; b < kMmas; ++b) {
             const int off = s * kStepBytes + b * kMmaRowsBytes;
-            const unsigned char* src = kWide && (b & 1) ? static_cast<const unsigned char*>(L.rcb) + group_off + row_byte : cbg;
+            const unsigned char* src =
+                kWide && (b & 1) ? static_cast<const unsigned char*>(L.rcb) + g * kResGroupBytes + row_byte : cbg;
             mma_cp_async16<true>(dst0 + off, dst0_g + off, src + static_cast<size_t>(code[b]) * kRowBytes);
           }
         }
@@ -311,11 +351,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 }
 #endif  // !VPTQ_HIP
 
-// Host launchers (gemv_mma_gather.cu; CUDA only), one per (vector length, residual width).
-template <typename T, int V, int RB>
+// Host launchers (gemv_mma_gather.cu; CUDA only), one per layout (vector length, index bits,
+// residual bits).
+template <typename T, int V, int IB, int RB>
 gpuError_t launch_gemv_mma_gather(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int V, int RB>
+template <typename T, int V, int IB, int RB>
 int gemv_mma_gather_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu
