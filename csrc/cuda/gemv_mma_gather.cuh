@@ -1,10 +1,13 @@
-// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 8) for a 65536-row main
-// codebook (index bits IB = 16): v8-k65536 (V = 8, RB = 0), v8-k65536-256 (V = 8, its 256-row
-// residual codebook staged, RB = 8) and v16-k65536-65536 (V = 16, both codebooks gathered,
-// RB = 16), fp16 / bf16, CUDA sm_80+ only (dispatch.cu decides).
+// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 8) for main codebooks that
+// are not staged in shared memory: 65536 rows (index bits IB = 16: v8-k65536 (V = 8, RB = 0),
+// v8-k65536-256 (V = 8, its 256-row residual codebook staged, RB = 8), v16-k65536-65536 (V = 16,
+// both codebooks gathered, RB = 16)) and 4096 / 8192 rows (IB = 12 / 13: v8-k4096, v8-k4096-256,
+// v8-k8192-256, codes cut out with funnel shifts), fp16 / bf16, CUDA sm_80+ only (dispatch.cu
+// decides).
 //
 // Why: a 1 MiB (v8) or 2 MiB (v16) codebook does not fit shared memory, so every lookup is a
-// random 16- or 32-byte gather from L2 (perf-facts: ~140 G/s of 16-byte gathers on the H100). The CUDA-core fast kernel (gemv_fast.cuh)
+// random 16- or 32-byte gather from L2 (perf-facts: ~140 G/s of 16-byte gathers on the H100);
+// 64 / 128 KB ones are gathered through L1. The CUDA-core fast kernel (gemv_fast.cuh)
 // holds each gathered row in registers and then spends 8 FMAs per code and activation row (M = 8
 // costs 2.2x M = 1). Here cp.async copies each main-codebook row from L2 into a per-warp staging
 // ring in shared memory (no registers held while the gather is in flight), laid out so that the
@@ -37,6 +40,10 @@
 //                 half q & 1, so address lane 8q + i gathers bytes 16 (q & 1) .. + 15 of the rows
 //                 of code word 8 (i / 2) + 2 (q / 2) + i % 2 + 4b, main and residual, both from
 //                 global memory (L2): 4 gathers per lane and step, a step's staging is 2 KB.
+//   IB = 12, 13 = the V = 8 layouts above with T = IB + RB-bit codes: the lane's codes (RB = 8:
+//                 4i .. 4i + 3, RB = 0: its two code slots, 48 bits apart) lie in at most 4 (3)
+//                 words from word first_bit / 32 of the unit (loads clamped to the unit's last
+//                 word), cut out with __funnelshift_r at lane-constant word positions.
 //   staging     = per warp, 2 slots of one chunk (2 KB: 2 steps x 1 KB for V = 8, one step of
 //                 2 KB for V = 16; 16-byte rows at (mma, lane), the order ldmatrix reads them: each 8-row matrix is 128
 //                 contiguous bytes, conflict-free). Gathers are cp.async.ca (through L1: repeated
@@ -61,7 +68,7 @@
 namespace vptq {
 namespace gpu {
 
-constexpr int kGatherIndexBits = 16;                     // main codebook rows: 65536
+constexpr int kGatherIndexBits = 16;                     // 16-bit main codes (65536 rows); also IB = 12, 13
 constexpr int kGatherResRows = 256;                      // staged residual codebook rows (RB = 8)
 constexpr int kGatherSlotBytes = 2048;                   // staging of one chunk
 // One step's staged rows: V = 8, 64 main rows of 16 bytes (4 or 2 mma x 16 or 32 lanes); V = 16,
