@@ -177,6 +177,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shapes", help="comma-separated subset of " + ",".join(SHAPES))
     ap.add_argument("--rows", help="comma-separated subset of M values")
     ap.add_argument("--no-baseline", action="store_true", help="skip cuBLAS (for profilers)")
+    ap.add_argument("--sweep-m", help="comma-separated M values to time on every selected configuration x "
+                                      "shape (fp16), e.g. 8,9,16,32,64 for the decode / prefill switch")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("no CUDA device")
@@ -211,11 +213,14 @@ def main(argv=None) -> int:
             if not args.quick:
                 plan.append((c, s, "fp16", 2048))
 
+    if args.sweep_m:
+        plan = [(c, s, "fp16", int(m)) for c in CONFIGS for s in shapes for m in args.sweep_m.split(",")]
+
     def keep(item):
         c, s, _, m = item
         return ((not args.configs or c in args.configs.split(","))
                 and (not args.shapes or s in args.shapes.split(","))
-                and (not args.rows or str(m) in args.rows.split(",")))
+                and (not args.rows or args.sweep_m or str(m) in args.rows.split(",")))
     plan = [p for p in plan if keep(p)]
     rows = []
     for cfg_name, shape_name, dt_name, m in plan:

@@ -42,7 +42,9 @@ GATHER_AT_M1 = os.environ.get("VPTQ_CUDA_TEST_GATHER_M1") == "1"
 #   bf16: the same with 2^-8 = 3.9e-3 per rounding; bound 1.6e-2.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 DTYPE_NAME = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-ROWS = (1, 2, 3, 6, 8, 17, 300)
+# 12 and 17: M > 8 as 8-row decode slices for the tensor-core layouts (dispatch.cu,
+# chunked_decode_max_rows), with a partial last slice; 300: prefill
+ROWS = (1, 2, 3, 6, 8, 12, 17, 300)
 
 
 def _kernels():
@@ -302,8 +304,11 @@ def test_mma_kernel_dispatch():
     for dt in ("float16", "bfloat16"):
         for m in (1, 2, 3, 5, 6, 8):
             assert _mma_name(dt).fullmatch(mod.gemm_cuda_kernel_name(attrs, dt, m))
-        # decode ends at M = 8: M = 9 is prefill
-        assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant_tiles<{dt}>+")
+        # M = 9 .. 24 as 8-row slices of the same kernel, prefill from M = 25 (this W fits one
+        # dequantization chunk)
+        for m in (9, 17, 24):
+            assert _mma_name(dt).fullmatch(mod.gemm_cuda_kernel_name(attrs, dt, m))
+        assert mod.gemm_cuda_kernel_name(attrs, dt, 25).startswith(f"vptq_dequant_tiles<{dt}>+")
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
     # no perm / norm: X is read directly, no workspace
     assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
@@ -338,7 +343,11 @@ def test_mma_gather_kernel_dispatch():
                 assert mod.gemm_cuda_kernel_name(attrs, dt, 2) == f"vptq_gemv<{dt},VT=8,MB=2,R=1,exact=true>"
             for m in (first, 5, 8):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib)
-            assert mod.gemm_cuda_kernel_name(attrs, dt, 9).startswith(f"vptq_dequant_tiles<{dt}>+")
+            # M > 8: 8-row slices up to 16 for V = 16, else (W within one dequantization chunk) prefill
+            last = 16 if v == 16 else 8
+            if last > 8:
+                assert mod.gemm_cuda_kernel_name(attrs, dt, last) == _gather_name(dt, rb, v, ib)
+            assert mod.gemm_cuda_kernel_name(attrs, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
         assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
         assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
     g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=65536,
@@ -354,6 +363,27 @@ def test_mma_gather_kernel_dispatch():
                                                       k_res=256, norm=True)).as_dict()
     assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 8) == _gather_name("bfloat16", 8)
     assert mod.gemm_cuda_kernel_name(norm, "float16", 8) == "vptq_gemv_fast<float16,V=8,IB=16,RB=8,MB=8>"
+
+
+def test_chunked_decode_dispatch():
+    """M > 8 as 8-row decode slices (dispatch.cu, chunked_decode_max_rows): a layer whose fp16 W
+    needs several 128 MiB dequantization chunks (8192 x 16384) keeps the gather kernel up to
+    M = 16 and the staged-codebook kernel up to M = 48; fp32 always dequantizes from M = 9; the
+    workspace is the 8-row decode workspace."""
+    mod = _kernels()
+    if not _mma_expected() or "VPTQ_GEMV_CHUNKED_MAX_M" in os.environ or "VPTQ_PREFILL_CHUNK_MB" in os.environ:
+        pytest.skip("tensor-core decode kernels off, or the chunking thresholds moved by the environment")
+    big_gather = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=8,
+                                                            k=65536)).as_dict()
+    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 16) == _gather_name("float16", 0)
+    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 17).startswith("vptq_dequant_tiles<float16>+")
+    assert (mod.gemm_cuda_workspace_bytes(big_gather, "float16", 16)
+            == mod.gemm_cuda_workspace_bytes(big_gather, "float16", 8))
+    big_mma = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=8, k=256,
+                                                         k_res=256)).as_dict()
+    assert _mma_name("bfloat16").fullmatch(mod.gemm_cuda_kernel_name(big_mma, "bfloat16", 48))
+    assert mod.gemm_cuda_kernel_name(big_mma, "bfloat16", 49).startswith("vptq_dequant_tiles<bfloat16>+")
+    assert mod.gemm_cuda_kernel_name(big_mma, "float32", 9).startswith("vptq_dequant_tiles<float32>+")
 
 
 def _run_child_tests(select, **env_vars):

@@ -39,6 +39,11 @@
 //                                    grid), else read through L1 from global memory.
 //                                    perm / norm or M > 1: prep_activations first (fp32 x' in
 //                                    the workspace, [I][MB]); both kernels read that layout.
+//   8 < M <= chunked_decode_max_rows decode as ceil(M / 8) launches on 8-row slices of X, for
+//                                    fp16 / bf16 layouts with a tensor-core decode kernel (up to
+//                                    24 / 48 rows for the staged-codebook kernel, 16 for the
+//                                    gather kernel when W needs several dequantization chunks or
+//                                    V = 16; measured crossovers, kChunked*); else
 //   M > 8                            prefill: dequantize W in stored column order into the
 //                                    workspace (row chunks of at most kDequantChunkMaxBytes),
 //                                    then cublasGemmEx (fp32 compute) when a BLAS handle is
@@ -126,6 +131,18 @@ constexpr int kMmaMinRows = 1;
 // against the gather kernel's 56.1 / 64.3, at M = 4 71.2 / 73.7 against 56.6 / 64.8 (M = 3 runs
 // the generic kernel's MB = 4 variant). VPTQ_GEMV_MMA_GATHER_MIN_M overrides both.
 constexpr int kMmaGatherMinRows = 2;
+// M > 8 as 8-row decode slices (chunked_decode_max_rows) instead of dequantize + GEMM, up to
+// these M. Prefill costs about the same from M = 9 to 64 (dequantizing W dominates), the
+// tensor-core decode kernels cost ceil(M / 8) x their flat 8-row time. Measured (H200, fp16,
+// M = 9 .. 64 on 8B q/o, 8B up, 70B down for the 7 tensor-core layouts, two repeats,
+// docs/kernels.md): slices faster at every M up to these limits, on every measured shape:
+//   staged-codebook kernel (v8-k256-256): 24 rows (0.45-0.96x of prefill); 48 rows when W needs
+//     several dequantization chunks (70B down: 0.21-0.76x);
+//   gather kernel: 16 rows when W needs several chunks (70B down: 0.43-0.90x), and for V = 16
+//     always (8B q/o, up: 0.78-0.99x); otherwise none (8B shapes: prefill faster from M = 9).
+constexpr int64_t kChunkedMmaMaxRows = 24;
+constexpr int64_t kChunkedMmaMaxRowsMultiChunk = 48;
+constexpr int64_t kChunkedGatherMaxRows = 16;
 constexpr int kMmaGatherOddResMinRows = 3;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
@@ -664,15 +681,39 @@ double gpu_empty_launch_host_us(void* stream_ptr, int launches) {
   return gpuGetLastError() == gpuSuccess ? us / launches : -1.0;
 }
 
+// Rows of X up to which M > VPTQ_GEMV_MAX_M still runs the decode path, as ceil(M / 8) launches on
+// 8-row slices, instead of dequantizing W for a GEMM (gemm_cuda); VPTQ_GEMV_MAX_M = none. Only
+// for fp16 / bf16 layouts whose 8-row decode kernel is a tensor-core kernel (flat in M), where
+// the measured crossover against dequantize + GEMM lies above 8 rows (docs/kernels.md).
+// VPTQ_GEMV_CHUNKED_MAX_M overrides (for sweeps; it also applies to the other layouts).
+int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
+  static const long forced = gpu::env_knob("VPTQ_GEMV_CHUNKED_MAX_M", -1);
+  if (forced >= 0) return forced;
+  if (dtype == DType::kFloat32) return VPTQ_GEMV_MAX_M;
+  FastGeometry geom;
+  const int entry = select_mma(a, dtype, VPTQ_GEMV_MAX_M, true, &geom);
+  if (entry < 0) return VPTQ_GEMV_MAX_M;
+  const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
+                                  dtype_size(dtype) > dequant_chunk_bytes();
+  if (!kGemvTable[entry].gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
+  return several_chunks || a.vector_len == 16 ? kChunkedGatherMaxRows : VPTQ_GEMV_MAX_M;
+}
+
+// The rows one launch of gemm_cuda's kernels sees: m itself, or 8 when M > 8 runs as 8-row
+// decode slices.
+int64_t launch_rows(const LayerAttributes& a, DType dtype, int64_t m) {
+  return m > VPTQ_GEMV_MAX_M && m <= chunked_decode_max_rows(a, dtype) ? VPTQ_GEMV_MAX_M : m;
+}
+
 size_t gemm_cuda_workspace_bytes(const LayerAttributes& a, DType dtype, int64_t m) {
   if (m <= 0 || !check_attributes(a).empty()) return 0;
-  return plan(a, dtype, m, true, true).total;
+  return plan(a, dtype, launch_rows(a, dtype, m), true, true).total;
 }
 
 const char* gemm_cuda_kernel_name(const LayerAttributes& a, DType dtype, int64_t m) {
   if (!check_attributes(a).empty()) return "unsupported";
   if (m <= 0) return "none";
-  const Plan p = plan(a, dtype, m, true, true);
+  const Plan p = plan(a, dtype, launch_rows(a, dtype, m), true, true);
   if (!p.gemv)
     return prefill_name(dtype, gpu::dequant_tiles_supported(static_cast<int>(a.vector_len), static_cast<int>(a.group_size),
                                                             static_cast<int>(a.outlier_size),
@@ -692,6 +733,16 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
   if (!err.empty()) return err;
   err = check_tensors(a, t, x, y);
   if (!err.empty()) return err;
+  if (launch_rows(a, dtype, m) < m) {  // 8-row decode slices (chunked_decode_max_rows)
+    const size_t sz = dtype_size(dtype);
+    for (int64_t r0 = 0; r0 < m; r0 += VPTQ_GEMV_MAX_M) {
+      err = gemm_cuda(a, t, dtype, static_cast<const unsigned char*>(x) + r0 * a.in_features * sz,
+                      static_cast<unsigned char*>(y) + r0 * a.out_features * sz,
+                      std::min<int64_t>(VPTQ_GEMV_MAX_M, m - r0), workspace, workspace_bytes, blas_handle, stream_ptr);
+      if (!err.empty()) return err;
+    }
+    return "";
+  }
 
   const bool exact_ok = gpu::aligned_to(t.centroids, 16) && (!a.has_residual() || gpu::aligned_to(t.res_centroids, 16));
   const bool fast_ok = exact_ok && (a.total_index_bits() == 0 || gpu::aligned_to(t.packed_indices, 16));
