@@ -1,7 +1,7 @@
 // csrc/cuda/env_knob.h: integer environment variables that override a tuning choice of the CUDA
 // kernels for A/B runs and sweeps (VPTQ_GEMV_MMA, VPTQ_GEMV_MMA_MIN_M, VPTQ_GEMV_MMA_PAIRS,
 // VPTQ_GEMV_MMA_SPLIT, VPTQ_GEMV_MMA_GATHER_MIN_M, VPTQ_GEMV_FAST, VPTQ_GEMV_FAST_SPLIT,
-// VPTQ_PREFILL_CHUNK_MB, VPTQ_DEQUANT_TILES).
+// VPTQ_GEMV_CHUNKED_MAX_M, VPTQ_PREFILL_CHUNK_MB, VPTQ_DEQUANT_TILES).
 // Callers read each once per process (a function-local static).
 #pragma once
 
