@@ -376,9 +376,9 @@ bool mma_device_ok() {
 #endif
 }
 
-// Dynamic shared memory of a tensor-core table entry (index bits ib, residual bits rb) for a
-// geometry of `items` warp items and `pairs` row pairs per step: the gather kernel
-// (gemv_mma_gather.cuh) for 16-bit main codes, else gemv_mma.cuh's staged codebooks.
+// Dynamic shared memory of a tensor-core table entry for a geometry of `items` warp items and
+// `pairs` row pairs per step: the gather kernel's (gemv_mma_gather.cuh) for gather entries, else
+// gemv_mma.cuh's staged codebooks.
 size_t mma_entry_smem(const LayerAttributes& a, const GemvEntry& e, int items, int pairs) {
   if (e.gather) return gpu::mma_gather_smem_bytes(e.rb, items);
   return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs);
@@ -685,7 +685,9 @@ double gpu_empty_launch_host_us(void* stream_ptr, int launches) {
 // 8-row slices, instead of dequantizing W for a GEMM (gemm_cuda); VPTQ_GEMV_MAX_M = none. Only
 // for fp16 / bf16 layouts whose 8-row decode kernel is a tensor-core kernel (flat in M), where
 // the measured crossover against dequantize + GEMM lies above 8 rows (docs/kernels.md).
-// VPTQ_GEMV_CHUNKED_MAX_M overrides (for sweeps; it also applies to the other layouts).
+// VPTQ_GEMV_CHUNKED_MAX_M overrides (for sweeps; it also applies to the other layouts). The
+// choice assumes 16-byte aligned weights (as gemm_cuda_workspace_bytes does); with misaligned
+// ones the slices run the CUDA-core decode kernels, still correct.
 int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
   static const long forced = gpu::env_knob("VPTQ_GEMV_CHUNKED_MAX_M", -1);
   if (forced >= 0) return forced;
