@@ -282,7 +282,7 @@ FastGeometry fast_geometry(const LayerAttributes& a) {
   // Wave tail: more tiles than resident blocks, the last round less than kFastMinWaveFill full
   // (e.g. 1.13 rounds of work in 2 rounds): split K twice as fine (twice the tiles, half the rows
   // per tile) while that fits.
-  const int64_t slots = int64_t{multiprocessors()} * (a.vector_len == 16 ? 1 : 2);  // kFastMinBlocks
+  const int64_t slots = int64_t{multiprocessors()} * gpu::fast_min_blocks(static_cast<int>(a.vector_len));
   while (forced_split <= 0 && f.tiles > slots && 2 * s <= max_s) {
     const double waves = static_cast<double>(f.tiles) / static_cast<double>(slots);
     if (waves / std::ceil(waves) >= kFastMinWaveFill) break;
@@ -334,7 +334,7 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, F
 // measured, one block of 8 warps per SM loses little, hence the square root).
 FastGeometry mma_geometry(const LayerAttributes& a, int P) {
   const int64_t upr = a.group_num * (a.group_size / gpu::kMmaStepCols);
-  const int64_t rows_per_pair = a.vector_len == 16 ? 1 : 2;  // index rows per 16 outputs (one mma)
+  const int64_t rows_per_pair = gpu::mma_index_rows_per_pair(static_cast<int>(a.vector_len));
   const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + rows_per_pair - 1) / rows_per_pair);
   const int64_t row_blocks = (pairs + P - 1) / P;
   const int64_t sms = multiprocessors(), blocks = sms * 2;

@@ -168,12 +168,12 @@ __device__ __forceinline__ int fast_fold_base(int lane) {
 // (254 registers, no spills; H100, M = 1: 0.94-0.97x the time on 8B up / down and 70B shapes,
 // 0.85x on 8B kv, 1.01-1.04x on 8B q/o and qkv). V = 12 spills 12 bytes at 128 registers and was measured
 // slower with 1 block (1.01-1.07x), so it keeps 2.
-// (one template argument: a comma inside __launch_bounds__ splits HIP's macro arguments)
-template <int V>
-constexpr int kFastMinBlocks = V == 16 ? 1 : 2;
+// One function of V for the kernel and the host (fast_geometry's resident blocks); one argument,
+// because a comma inside __launch_bounds__ splits HIP's macro arguments.
+__host__ __device__ constexpr int fast_min_blocks(int v) { return v == 16 ? 1 : 2; }
 
 template <typename T, int V, int IB, int RB, int MB>
-__global__ void __launch_bounds__(kFastThreads, kFastMinBlocks<V>) gemv_fast_kernel(GemvArgs a) {
+__global__ void __launch_bounds__(kFastThreads, fast_min_blocks(V)) gemv_fast_kernel(GemvArgs a) {
   constexpr int TB = IB + RB;
   constexpr bool kRes = RB > 0;
   constexpr int kRowBytes = V * static_cast<int>(sizeof(T));

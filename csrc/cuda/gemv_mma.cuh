@@ -190,9 +190,12 @@ struct MmaWork {
   int S, log_s, U, RT, items, blocks, tiles, upr;
 };
 
+// Index rows per "pair" = one mma's 16 outputs: 2 for v = 8, 1 for v = 16 (kernels and
+// dispatch.cu's mma_geometry).
+__host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return 16 / v; }
+
 // The launch's work split (GemvArgs: S = chunks_per_row, U = units_per_item, RT = rows_per_tile)
-// for P row pairs per row block. A "pair" is one mma's 16 outputs: 2 index rows for v = 8, one
-// for v = 16 (index_rows_per_pair).
+// for P row pairs per row block.
 __device__ __forceinline__ MmaWork mma_work(const GemvArgs& a, int pairs_per_block, int index_rows_per_pair = 2) {
   const LayerView& L = a.L;
   MmaWork k;

@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   extern __shared__ __align__(16) unsigned char mma_smem[];
   const LayerView& L = a.L;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const MmaWork k = mma_work(a, 1, kWide ? 1 : 2);
+  const MmaWork k = mma_work(a, 1, mma_index_rows_per_pair(kV));
   const int upg = L.group_size / kMmaStepCols;  // units per group
   const int W = L.words_per_row;
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
