@@ -67,6 +67,10 @@ constexpr int kMmaPairChunkBytes = kMmaChunk * 2 * 64;  // one chunk of one pair
 constexpr int kMmaRingBytes = 4096;  // index ring per warp: 8 chunk slots of one pair, 4 of two
 constexpr int kMmaMaxPairs = 2;      // row pairs per warp step (P): kernels for P = 1 and 2
 
+// Index rows per "pair" = one mma's 16 outputs: 2 for v = 8, 1 for v = 16 (kernels and
+// dispatch.cu's mma_geometry).
+__host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return 16 / v; }
+
 // Ring slots per warp (a power of two) for P pairs per step.
 __host__ __device__ constexpr int mma_stages(int pairs) { return kMmaRingBytes / (pairs * kMmaPairChunkBytes); }
 
@@ -189,10 +193,6 @@ __device__ __forceinline__ void mma_cp_async_wait() {
 struct MmaWork {
   int S, log_s, U, RT, items, blocks, tiles, upr;
 };
-
-// Index rows per "pair" = one mma's 16 outputs: 2 for v = 8, 1 for v = 16 (kernels and
-// dispatch.cu's mma_geometry).
-__host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return 16 / v; }
 
 // The launch's work split (GemvArgs: S = chunks_per_row, U = units_per_item, RT = rows_per_tile)
 // for P row pairs per row block.
