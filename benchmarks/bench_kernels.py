@@ -205,7 +205,7 @@ def main(argv=None) -> int:
         plan.append((c, "8B q/o", "bf16", 1))
         if not args.quick:
             plan.append((c, "70B up", "bf16", 1))
-        for m in ((2, 8) if args.quick else (2, 4, 8)):
+        for m in ((2, 8, 16) if args.quick else (2, 4, 8, 16)):
             plan.append((c, "8B up", "fp16", m))
     for c in ("v8-k65536-256", "v8-k256-256", "v6-k4096"):
         for s in (["8B q/o"] if args.quick else ["8B q/o", "8B up"]):

@@ -32,6 +32,8 @@ QUICK = os.environ.get("VPTQ_CUDA_TEST_QUICK") == "1"
 FORCED_PAIRS = os.environ.get("VPTQ_CUDA_TEST_FORCED_PAIRS", "")
 # set by test_mma_gather_kernel_at_one_row for its child run (with VPTQ_GEMV_MMA_GATHER_MIN_M=1)
 GATHER_AT_M1 = os.environ.get("VPTQ_CUDA_TEST_GATHER_M1") == "1"
+# set by test_decode_slices_forced for its child run (with VPTQ_GEMV_CHUNKED_MAX_M=64): more rows
+SLICE_ROWS = (18, 34, 50) if os.environ.get("VPTQ_CUDA_TEST_SLICES") == "1" else ()
 
 # Relative tolerance per dtype, for ||y - ref|| / ||ref|| and for max|y - ref| / max|ref|.
 # Inputs (codebooks, X, scale, biases) are generated in the dtype, so the reference sees exactly
@@ -42,9 +44,10 @@ GATHER_AT_M1 = os.environ.get("VPTQ_CUDA_TEST_GATHER_M1") == "1"
 #   bf16: the same with 2^-8 = 3.9e-3 per rounding; bound 1.6e-2.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 DTYPE_NAME = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-# 12 and 17: M > 8 as 8-row decode slices for the tensor-core layouts (dispatch.cu,
-# chunked_decode_max_rows), with a partial last slice; 300: prefill
-ROWS = (1, 2, 3, 6, 8, 12, 17, 300)
+# 12 and 16: one launch of a tensor-core kernel's two-n-tile (16-row) variant, the second n-tile
+# partial and full; 17: decode slices (16 + 1 rows) for the layouts whose crossover lies above 16
+# rows (dispatch.cu, chunked_decode_max_rows), else prefill; 300: prefill
+ROWS = (1, 2, 3, 6, 8, 12, 16, 17, 300)
 
 
 def _kernels():
@@ -205,7 +208,7 @@ def test_gemm_cuda_matches_fp64_reference(config):
     rng = np.random.default_rng(seed)
     spec = synthetic.make_spec(name=config, **CONFIGS[config])
     attrs = OpAttributes.from_spec(spec).as_dict()
-    rows = (1, 2, 17) if QUICK else ROWS
+    rows = ((1, 2, 12, 17) if QUICK else ROWS) + SLICE_ROWS
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         layer = synthetic.random_layer(spec, dtype, rng)
         w64 = dequantize(layer, torch.float64)
@@ -222,7 +225,8 @@ def test_gemm_cuda_matches_fp64_reference(config):
                 what = (f"{config} {DTYPE_NAME[dtype]} M={m} blas={use_blas} seed={seed} "
                         f"kernel={mod.gemm_cuda_kernel_name(attrs, DTYPE_NAME[dtype], m)}")
                 if FORCED_PAIRS and what.endswith(">") and "kernel=vptq_gemv_mma<" in what:
-                    assert what.endswith(f",P={FORCED_PAIRS}>"), f"{what}: VPTQ_GEMV_MMA_PAIRS ignored"
+                    # P = 2 has no two-n-tile variant: M > 8 then runs 8-row slices of P = 2
+                    assert re.search(rf",P={FORCED_PAIRS}(,MB=16)?>$", what), f"{what}: VPTQ_GEMV_MMA_PAIRS ignored"
                 if GATHER_AT_M1 and m == 1 and dtype != torch.float32 and not (spec.enable_norm and dtype == torch.float16):
                     assert "kernel=vptq_gemv_mma_gather<" in what, f"{what}: VPTQ_GEMV_MMA_GATHER_MIN_M ignored"
                 y1 = _run(mod, attrs, dtype, xd, weights, use_blas)
@@ -295,6 +299,11 @@ def _mma_name(dt):
     return re.compile(rf"vptq_gemv_mma<{dt},V=8,IB=8,RB=8,P=[12]>")
 
 
+def _mma16_name(dt):
+    """Its two-n-tile variant (9 <= M <= 16 rows per launch; P = 1 only)."""
+    return f"vptq_gemv_mma<{dt},V=8,IB=8,RB=8,P=1,MB=16>"
+
+
 def test_mma_kernel_dispatch():
     mod = _kernels()
     if not _mma_expected():
@@ -304,11 +313,11 @@ def test_mma_kernel_dispatch():
     for dt in ("float16", "bfloat16"):
         for m in (1, 2, 3, 5, 6, 8):
             assert _mma_name(dt).fullmatch(mod.gemm_cuda_kernel_name(attrs, dt, m))
-        # M = 9 .. 24 as 8-row slices of the same kernel, prefill from M = 25 (this W fits one
-        # dequantization chunk)
-        for m in (9, 17, 24):
-            assert _mma_name(dt).fullmatch(mod.gemm_cuda_kernel_name(attrs, dt, m))
-        assert mod.gemm_cuda_kernel_name(attrs, dt, 25).startswith(f"vptq_dequant_tiles<{dt}>+")
+        # M = 9 .. 16 one launch of the 16-row variant, up to 32 as 16-row slices, prefill from
+        # M = 33 (this W fits one dequantization chunk)
+        for m in (9, 16, 17, 32):
+            assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _mma16_name(dt)
+        assert mod.gemm_cuda_kernel_name(attrs, dt, 33).startswith(f"vptq_dequant_tiles<{dt}>+")
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
     # no perm / norm: X is read directly, no workspace
     assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
@@ -320,8 +329,9 @@ def test_mma_kernel_dispatch():
     assert mod.gemm_cuda_kernel_name(norm, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=1>"
 
 
-def _gather_name(dt, rb, v=8, ib=16):
-    return f"vptq_gemv_mma_gather<{dt},V={v},IB={ib},RB={rb}>"
+def _gather_name(dt, rb, v=8, ib=16, rows=8):
+    """The gather kernel's name: one n-tile (M <= 8) or two (rows=16: 9 <= M <= 16 per launch)."""
+    return f"vptq_gemv_mma_gather<{dt},V={v},IB={ib},RB={rb}{',MB=16' if rows == 16 else ''}>"
 
 
 def test_mma_gather_kernel_dispatch():
@@ -343,10 +353,11 @@ def test_mma_gather_kernel_dispatch():
                 assert mod.gemm_cuda_kernel_name(attrs, dt, 2) == f"vptq_gemv<{dt},VT=8,MB=2,R=1,exact=true>"
             for m in (first, 5, 8):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib)
-            # M > 8: 8-row slices up to 16 for V = 16, else (W within one dequantization chunk) prefill
-            last = 16 if v == 16 else 8
-            if last > 8:
-                assert mod.gemm_cuda_kernel_name(attrs, dt, last) == _gather_name(dt, rb, v, ib)
+            # M = 9 .. 16: one launch of the two-n-tile variant; then 16-row slices up to 24 for
+            # V = 16, else (W within one dequantization chunk) prefill
+            last = 24 if v == 16 else 16
+            for m in (9, 16, last):
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib, rows=16)
             assert mod.gemm_cuda_kernel_name(attrs, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
         assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
         assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
@@ -366,24 +377,31 @@ def test_mma_gather_kernel_dispatch():
 
 
 def test_chunked_decode_dispatch():
-    """M > 8 as 8-row decode slices (dispatch.cu, chunked_decode_max_rows): a layer whose fp16 W
+    """M > 8 as 16-row decode slices (dispatch.cu, chunked_decode_max_rows): a layer whose fp16 W
     needs several 128 MiB dequantization chunks (8192 x 16384) keeps the gather kernel up to
-    M = 16 and the staged-codebook kernel up to M = 48; fp32 always dequantizes from M = 9; the
-    workspace is the 8-row decode workspace."""
+    M = 24 and the staged-codebook kernel up to M = 64; fp32 always dequantizes from M = 9; the
+    workspace covers the full slices and a shorter last one."""
     mod = _kernels()
     if not _mma_expected() or "VPTQ_GEMV_CHUNKED_MAX_M" in os.environ or "VPTQ_PREFILL_CHUNK_MB" in os.environ:
         pytest.skip("tensor-core decode kernels off, or the chunking thresholds moved by the environment")
     big_gather = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=8,
                                                             k=65536)).as_dict()
-    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 16) == _gather_name("float16", 0)
-    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 17).startswith("vptq_dequant_tiles<float16>+")
-    assert (mod.gemm_cuda_workspace_bytes(big_gather, "float16", 16)
-            == mod.gemm_cuda_workspace_bytes(big_gather, "float16", 8))
+    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 24) == _gather_name("float16", 0, rows=16)
+    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 25).startswith("vptq_dequant_tiles<float16>+")
+    assert mod.gemm_cuda_workspace_bytes(big_gather, "float16", 24) == 0  # X read in place
     big_mma = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=8, k=256,
                                                          k_res=256)).as_dict()
-    assert _mma_name("bfloat16").fullmatch(mod.gemm_cuda_kernel_name(big_mma, "bfloat16", 48))
-    assert mod.gemm_cuda_kernel_name(big_mma, "bfloat16", 49).startswith("vptq_dequant_tiles<bfloat16>+")
+    assert mod.gemm_cuda_kernel_name(big_mma, "bfloat16", 64) == _mma16_name("bfloat16")
+    assert mod.gemm_cuda_kernel_name(big_mma, "bfloat16", 65).startswith("vptq_dequant_tiles<bfloat16>+")
     assert mod.gemm_cuda_kernel_name(big_mma, "float32", 9).startswith("vptq_dequant_tiles<float32>+")
+    # v8-k4096-256: 18 rows = a 16-row slice (gather kernel, X in place) + a 2-row one, which runs
+    # the CUDA-core kernel (the gather kernel starts at M = 3 for this layout) on fp32 activations
+    # prepared in the workspace: I * 2 rows * 4 bytes
+    big_odd = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=8, k=4096,
+                                                         k_res=256)).as_dict()
+    assert mod.gemm_cuda_kernel_name(big_odd, "float16", 18) == _gather_name("float16", 8, ib=12, rows=16)
+    assert mod.gemm_cuda_workspace_bytes(big_odd, "float16", 16) == 0
+    assert mod.gemm_cuda_workspace_bytes(big_odd, "float16", 18) >= 16384 * 2 * 4
 
 
 def _run_child_tests(select, **env_vars):
@@ -407,6 +425,17 @@ def test_mma_kernel_both_pair_counts(pairs):
     _run_child_tests("matches_fp64 and mma", VPTQ_GEMV_MMA_PAIRS=str(pairs), VPTQ_CUDA_TEST_FORCED_PAIRS=str(pairs))
 
 
+def test_decode_slices_forced():
+    """Decode slices on every tensor-core configuration (small layers, whose crossover would pick
+    prefill): VPTQ_GEMV_CHUNKED_MAX_M=64 in a fresh interpreter, M = 18, 34, 50 added (16-row
+    slices and a 2-row last slice, which some layouts run on a CUDA-core kernel with prepared
+    activations in the same workspace)."""
+    _kernels()
+    if not _mma_expected():
+        pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
+    _run_child_tests("matches_fp64 and mma", VPTQ_GEMV_CHUNKED_MAX_M="64", VPTQ_CUDA_TEST_SLICES="1")
+
+
 def test_mma_gather_kernel_at_one_row():
     """The gather kernel at M = 1 too (dispatch gives M = 1 to the fast kernel):
     VPTQ_GEMV_MMA_GATHER_MIN_M=1 (read once per process, so in a fresh interpreter) on every
@@ -418,7 +447,7 @@ def test_mma_gather_kernel_at_one_row():
                      VPTQ_CUDA_TEST_GATHER_M1="1")
 
 
-@pytest.mark.parametrize("m", [1, 2, 5, 8])
+@pytest.mark.parametrize("m", [1, 2, 5, 8, 12])
 @pytest.mark.parametrize("v,k,k_res", [(8, 256, 256), (8, 65536, 256), (8, 65536, 0), (16, 65536, 65536),
                                        (8, 4096, 256), (8, 4096, 0)])
 def test_mma_kernel_unaligned_activations(m, v, k, k_res):

@@ -39,11 +39,13 @@
 //                                    grid), else read through L1 from global memory.
 //                                    perm / norm or M > 1: prep_activations first (fp32 x' in
 //                                    the workspace, [I][MB]); both kernels read that layout.
-//   8 < M <= chunked_decode_max_rows decode as ceil(M / 8) launches on 8-row slices of X, for
-//                                    fp16 / bf16 layouts with a tensor-core decode kernel (up to
-//                                    24 / 48 rows for the staged-codebook kernel, 16 for the
-//                                    gather kernel when W needs several dequantization chunks or
-//                                    V = 16; measured crossovers, kChunked*); else
+//   8 < M <= chunked_decode_max_rows decode with the tensor-core kernels' 16-row (two n-tile)
+//                                    variants: one launch for M <= 16, else ceil(M / 16)
+//                                    launches on 16-row slices of X, for fp16 / bf16 layouts with
+//                                    a tensor-core decode kernel (up to 32 / 64 rows for the
+//                                    staged-codebook kernel, 16 / 24 for the gather kernel, the
+//                                    larger when W needs several dequantization chunks (or
+//                                    V = 16); measured crossovers, kChunked*); else
 //   M > 8                            prefill: dequantize W in stored column order into the
 //                                    workspace (row chunks of at most kDequantChunkMaxBytes),
 //                                    then cublasGemmEx (fp32 compute) when a BLAS handle is
@@ -131,18 +133,21 @@ constexpr int kMmaMinRows = 1;
 // against the gather kernel's 56.1 / 64.3, at M = 4 71.2 / 73.7 against 56.6 / 64.8 (M = 3 runs
 // the generic kernel's MB = 4 variant). VPTQ_GEMV_MMA_GATHER_MIN_M overrides both.
 constexpr int kMmaGatherMinRows = 2;
-// M > 8 as 8-row decode slices (chunked_decode_max_rows) instead of dequantize + GEMM, up to
-// these M. Prefill costs about the same from M = 9 to 64 (dequantizing W dominates), the
-// tensor-core decode kernels cost ceil(M / 8) x their flat 8-row time. Measured (H200, fp16,
-// M = 9 .. 64 on 8B q/o, 8B up, 70B down for the 7 tensor-core layouts, two repeats,
-// docs/kernels.md): slices faster at every M up to these limits, on every measured shape:
-//   staged-codebook kernel (v8-k256-256): 24 rows (0.45-0.96x of prefill); 48 rows when W needs
-//     several dequantization chunks (70B down: 0.21-0.76x);
-//   gather kernel: 16 rows when W needs several chunks (70B down: 0.43-0.90x), and for V = 16
-//     always (8B q/o, up: 0.78-0.99x); otherwise none (8B shapes: prefill faster from M = 9).
-constexpr int64_t kChunkedMmaMaxRows = 24;
-constexpr int64_t kChunkedMmaMaxRowsMultiChunk = 48;
+// M > 8 as decode slices (chunked_decode_max_rows) instead of dequantize + GEMM, up to these M.
+// Every tensor-core layout has a 16-row (two n-tile) variant: M = 9 .. 16 is one launch at
+// 1.01-1.19x (gather kernel) / 1.27-1.52x (staged-codebook kernel, P = 1 only) of the 8-row
+// time; more rows are ceil(M / 16) launches. Prefill costs about the same from M = 9 to 96
+// (dequantizing W dominates). Measured (H200, fp16, M = 9 .. 96 on 8B q/o, 8B up, 70B down for
+// the 7 tensor-core layouts, two repeats, docs/bench/bench_decode_prefill_switch_16_h200_2026-11-27.md):
+//   staged-codebook kernel (v8-k256-256): 32 rows (slices 0.35-0.88x of prefill); 64 rows when W
+//     needs several dequantization chunks (70B down: 0.16-0.78x; 1.06x at M = 96);
+//   gather kernel: 16 rows (0.58-0.83x; at M = 17 prefill is faster on 8 of the 12 single-chunk
+//     cases); 24 when W needs several chunks or V = 16 (0.53-0.98x, except v8-k8192-256 70B
+//     down at M = 24: 1.04x).
+constexpr int64_t kChunkedMmaMaxRows = 32;
+constexpr int64_t kChunkedMmaMaxRowsMultiChunk = 64;
 constexpr int64_t kChunkedGatherMaxRows = 16;
+constexpr int64_t kChunkedGatherMaxRowsMultiChunk = 24;
 constexpr int kMmaGatherOddResMinRows = 3;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
@@ -163,10 +168,10 @@ struct GemvEntry {
   DType dtype;
   int vt;       // vector components per tile
   bool exact;   // vector_len == vt (else generic, any vector_len)
-  int mb;       // rows of X per launch (M <= mb)
+  int mb;       // rows of X per launch (M <= mb); tensor-core kernels: 8 per n-tile (8 or 16)
   int r;        // index rows per tile (generic kernel); index-row pairs per warp step (mma kernel)
   int ib, rb;   // fast kernel: index bits and residual bits it is compiled for; -1: generic
-  bool mma;     // tensor-core kernel (gemv_mma.cuh): any M <= 8 (mb = 8)
+  bool mma;     // tensor-core kernel (gemv_mma.cuh, gemv_mma_gather.cuh): any M <= mb
   GemvLaunch launch;
   GemvOccupancy blocks_per_sm;
   const char* name;
@@ -198,17 +203,24 @@ struct GemvEntry {
 #define VPTQ_FAST_BF16_W(V, IB, RB) VPTQ_FAST_ROWS_WIDE(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 
 #if !VPTQ_HIP
+// staged-codebook kernel: P = 1, 2 with one n-tile (M <= 8), P = 1 with two (M <= 16, ",MB=16")
 #define VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, P)                                             \
-  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, P>,                 \
-   &gpu::gemv_mma_blocks_per_sm<T, P>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
-#define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB) \
-  VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)
+  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, P, 1>,              \
+   &gpu::gemv_mma_blocks_per_sm<T, P, 1>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
+#define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB)                                                  \
+  VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)    \
+  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, 1, 2>,          \
+   &gpu::gemv_mma_blocks_per_sm<T, 1, 2>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>"},
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
+// gather kernel: one n-tile (M <= 8; the name without MB) and two (M <= 16, ",MB=16")
 #define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, V, IB, RB)                                                  \
-  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB>,              \
-   &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB>,                                                   \
-   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ">", true},
+  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB, 1>,           \
+   &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB, 1>,                                                \
+   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ">", true},                             \
+  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB, 2>,       \
+   &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB, 2>,                                                \
+   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",MB=16>", true},
 #define VPTQ_MMA_GATHER_F16(V, IB, RB) VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_GATHER_BF16(V, IB, RB) VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 #define VPTQ_MMA_ROWS                                                                        \
@@ -380,8 +392,8 @@ bool mma_device_ok() {
 // `pairs` row pairs per step: the gather kernel's (gemv_mma_gather.cuh) for gather entries, else
 // gemv_mma.cuh's staged codebooks.
 size_t mma_entry_smem(const LayerAttributes& a, const GemvEntry& e, int items, int pairs) {
-  if (e.gather) return gpu::mma_gather_smem_bytes(e.rb, items);
-  return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs);
+  if (e.gather) return gpu::mma_gather_smem_bytes(e.rb, items, e.mb / gpu::kMmaMaxRows);
+  return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs, e.mb / gpu::kMmaMaxRows);
 }
 
 // The tensor-core kernel for (dtype, layout, m), or -1; ptr_ok and *geom as for select_fast.
@@ -395,11 +407,14 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
+  // the entries of one n-tile for M <= 8, of two for 9 <= M <= 16 (gather kernel only)
+  const int tile_rows = m <= gpu::kMmaMaxRows ? gpu::kMmaMaxRows : gpu::kMmaMaxTiles * gpu::kMmaMaxRows;
+  if (m > tile_rows) return -1;
   int best = -1;
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
-    if (!e.mma || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits || e.rb != a.res_index_bits ||
-        (forced_pairs > 0 && !e.gather && e.r != forced_pairs))
+    if (!e.mma || e.mb != tile_rows || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits ||
+        e.rb != a.res_index_bits || (forced_pairs > 0 && !e.gather && e.r != forced_pairs))
       continue;
     const long gather_min_rows = forced_gather_min_rows > 0 ? forced_gather_min_rows
                                  : e.ib < gpu::kGatherIndexBits && e.rb == 8 ? kMmaGatherOddResMinRows
@@ -456,6 +471,42 @@ const char* prefill_name(DType dtype, bool tiles) {
 }
 #undef VPTQ_PREFILL_GEMM
 
+// ------------------------------------------------------------------ decode for M > 8
+// Rows of X one tensor-core launch takes for M > 8: two n-tiles (16 rows) where the layout has
+// such a kernel (the gather kernel) and the weights are 16-byte aligned, else 8.
+constexpr int64_t kWideDecodeRows = gpu::kMmaMaxTiles * gpu::kMmaMaxRows;
+int64_t decode_slice_rows(const LayerAttributes& a, DType dtype, bool fast_ok) {
+  FastGeometry geom;
+  return fast_ok && select_mma(a, dtype, kWideDecodeRows, true, &geom) >= 0 ? kWideDecodeRows : VPTQ_GEMV_MAX_M;
+}
+
+// Rows of X up to which M > VPTQ_GEMV_MAX_M still runs the decode path, as ceil(M / R) launches on
+// R-row slices (R = decode_slice_rows), instead of dequantizing W for a GEMM (gemm_cuda);
+// VPTQ_GEMV_MAX_M = none. Only for fp16 / bf16 layouts whose decode kernel is a tensor-core kernel
+// (flat in M), where the measured crossover against dequantize + GEMM lies above 8 rows
+// (docs/kernels.md). VPTQ_GEMV_CHUNKED_MAX_M overrides (for sweeps; it also applies to the other
+// layouts). The choice assumes 16-byte aligned weights (as gemm_cuda_workspace_bytes does); with
+// misaligned ones the slices are 8 rows and run the CUDA-core decode kernels, still correct.
+int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
+  static const long forced = gpu::env_knob("VPTQ_GEMV_CHUNKED_MAX_M", -1);
+  if (forced >= 0) return forced;
+  if (dtype == DType::kFloat32) return VPTQ_GEMV_MAX_M;
+  FastGeometry geom;
+  const int entry = select_mma(a, dtype, VPTQ_GEMV_MAX_M, true, &geom);
+  if (entry < 0) return VPTQ_GEMV_MAX_M;
+  const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
+                                  dtype_size(dtype) > dequant_chunk_bytes();
+  if (!kGemvTable[entry].gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
+  return several_chunks || a.vector_len == 16 ? kChunkedGatherMaxRowsMultiChunk : kChunkedGatherMaxRows;
+}
+
+// The rows one launch of gemm_cuda's kernels sees: m itself, or the slice rows when M > 8 runs as
+// decode slices. fast_ok: weights 16-byte aligned (gemm_cuda_workspace_bytes assumes so).
+int64_t launch_rows(const LayerAttributes& a, DType dtype, int64_t m, bool fast_ok = true) {
+  if (m <= VPTQ_GEMV_MAX_M || m > chunked_decode_max_rows(a, dtype)) return m;
+  return std::min<int64_t>(m, decode_slice_rows(a, dtype, fast_ok));
+}
+
 // ------------------------------------------------------------------ workspace plan
 struct Plan {
   bool gemv = false;
@@ -482,9 +533,11 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
   const size_t I = static_cast<size_t>(a.in_features), O = static_cast<size_t>(a.out_features);
   p.prep = a.has_perm || a.has_norm;
   p.nparts = a.has_norm ? gpu::prep_parts(a.in_features) : 0;
-  p.gemv = m <= VPTQ_GEMV_MAX_M;
+  // decode: M <= 8, or 9 <= M <= 16 rows (one slice of launch_rows) for a two-n-tile kernel
+  if (m <= VPTQ_GEMV_MAX_M || m <= chunked_decode_max_rows(a, dtype)) p.entry = select_mma(a, dtype, m, fast_ok, &p.geom);
+  p.gemv = m <= VPTQ_GEMV_MAX_M || p.entry >= 0;
   size_t off = 0;
-  if (p.gemv && (p.entry = select_mma(a, dtype, m, fast_ok, &p.geom)) >= 0) {
+  if (p.entry >= 0) {
     // tensor-core kernel: activations as T [m][I]; X itself unless perm / norm (prep, decode_mb
     // 0 = row-major T, -1 = hi / lo split)
     p.mma = p.fast = true;
@@ -669,6 +722,21 @@ std::string blas_gemm(cublasHandle_t h, DType dt, const void* w, const void* act
 
 __global__ void empty_launch_kernel(GemvArgs) {}
 
+// The plans of one gemm_cuda call of m rows: *first for each launch of `rows` rows (the return
+// value: m, or the decode slice rows), *last for a shorter last slice (total 0 when there is
+// none). The workspace is the larger of the two totals (a 1- or 2-row last slice may take a
+// CUDA-core kernel with prepared activations where the full slices need none).
+int64_t call_plans(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool fast_ok, Plan* first,
+                   Plan* last) {
+  const int64_t rows = launch_rows(a, dtype, m, fast_ok);
+  *first = plan(a, dtype, rows, exact_ok, fast_ok);
+  *last = m % rows ? plan(a, dtype, m % rows, exact_ok, fast_ok) : Plan{};
+  return rows;
+}
+
+std::string run_plan(const LayerAttributes& a, const LayerTensors& t, DType dtype, const Plan& p, const void* x,
+                     void* y, int64_t m, void* workspace, void* blas_handle, void* stream_ptr);
+
 }  // namespace
 
 double gpu_empty_launch_host_us(void* stream_ptr, int launches) {
@@ -681,35 +749,11 @@ double gpu_empty_launch_host_us(void* stream_ptr, int launches) {
   return gpuGetLastError() == gpuSuccess ? us / launches : -1.0;
 }
 
-// Rows of X up to which M > VPTQ_GEMV_MAX_M still runs the decode path, as ceil(M / 8) launches on
-// 8-row slices, instead of dequantizing W for a GEMM (gemm_cuda); VPTQ_GEMV_MAX_M = none. Only
-// for fp16 / bf16 layouts whose 8-row decode kernel is a tensor-core kernel (flat in M), where
-// the measured crossover against dequantize + GEMM lies above 8 rows (docs/kernels.md).
-// VPTQ_GEMV_CHUNKED_MAX_M overrides (for sweeps; it also applies to the other layouts). The
-// choice assumes 16-byte aligned weights (as gemm_cuda_workspace_bytes does); with misaligned
-// ones the slices run the CUDA-core decode kernels, still correct.
-int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
-  static const long forced = gpu::env_knob("VPTQ_GEMV_CHUNKED_MAX_M", -1);
-  if (forced >= 0) return forced;
-  if (dtype == DType::kFloat32) return VPTQ_GEMV_MAX_M;
-  FastGeometry geom;
-  const int entry = select_mma(a, dtype, VPTQ_GEMV_MAX_M, true, &geom);
-  if (entry < 0) return VPTQ_GEMV_MAX_M;
-  const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
-                                  dtype_size(dtype) > dequant_chunk_bytes();
-  if (!kGemvTable[entry].gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
-  return several_chunks || a.vector_len == 16 ? kChunkedGatherMaxRows : VPTQ_GEMV_MAX_M;
-}
-
-// The rows one launch of gemm_cuda's kernels sees: m itself, or 8 when M > 8 runs as 8-row
-// decode slices.
-int64_t launch_rows(const LayerAttributes& a, DType dtype, int64_t m) {
-  return m > VPTQ_GEMV_MAX_M && m <= chunked_decode_max_rows(a, dtype) ? VPTQ_GEMV_MAX_M : m;
-}
-
 size_t gemm_cuda_workspace_bytes(const LayerAttributes& a, DType dtype, int64_t m) {
   if (m <= 0 || !check_attributes(a).empty()) return 0;
-  return plan(a, dtype, launch_rows(a, dtype, m), true, true).total;
+  Plan first, last;
+  call_plans(a, dtype, m, true, true, &first, &last);
+  return std::max(first.total, last.total);
 }
 
 const char* gemm_cuda_kernel_name(const LayerAttributes& a, DType dtype, int64_t m) {
@@ -735,24 +779,34 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
   if (!err.empty()) return err;
   err = check_tensors(a, t, x, y);
   if (!err.empty()) return err;
-  if (launch_rows(a, dtype, m) < m) {  // 8-row decode slices (chunked_decode_max_rows)
-    const size_t sz = dtype_size(dtype);
-    for (int64_t r0 = 0; r0 < m; r0 += VPTQ_GEMV_MAX_M) {
-      err = gemm_cuda(a, t, dtype, static_cast<const unsigned char*>(x) + r0 * a.in_features * sz,
-                      static_cast<unsigned char*>(y) + r0 * a.out_features * sz,
-                      std::min<int64_t>(VPTQ_GEMV_MAX_M, m - r0), workspace, workspace_bytes, blas_handle, stream_ptr);
-      if (!err.empty()) return err;
-    }
-    return "";
-  }
-
   const bool exact_ok = gpu::aligned_to(t.centroids, 16) && (!a.has_residual() || gpu::aligned_to(t.res_centroids, 16));
   const bool fast_ok = exact_ok && (a.total_index_bits() == 0 || gpu::aligned_to(t.packed_indices, 16));
-  const Plan p = plan(a, dtype, m, exact_ok, fast_ok);
-  if (workspace_bytes < p.total || (p.total > 0 && !workspace))
+  Plan first, last;
+  const int64_t rows = call_plans(a, dtype, m, exact_ok, fast_ok, &first, &last);
+  const size_t need = std::max(first.total, last.total);
+  if (workspace_bytes < need || (need > 0 && !workspace))
     return "vptq::gemm_cuda: workspace of " + std::to_string(workspace_bytes) + " bytes at " +
-           (workspace ? "a valid pointer" : "null") + ", but " + std::to_string(p.total) +
+           (workspace ? "a valid pointer" : "null") + ", but " + std::to_string(need) +
            " bytes are needed (gemm_cuda_workspace_bytes)";
+  // one launch sequence, or decode slices of `rows` rows (chunked_decode_max_rows), checked and
+  // planned once
+  const size_t sz = dtype_size(dtype);
+  for (int64_t r0 = 0; r0 < m; r0 += rows) {
+    const int64_t mr = std::min<int64_t>(rows, m - r0);
+    err = run_plan(a, t, dtype, mr == rows ? first : last, static_cast<const unsigned char*>(x) + r0 * a.in_features * sz,
+                   static_cast<unsigned char*>(y) + r0 * a.out_features * sz, mr, workspace, blas_handle, stream_ptr);
+    if (!err.empty()) return err;
+  }
+  return "";
+}
+
+namespace {
+
+// One launch sequence of gemm_cuda for m rows under plan p (arguments checked, workspace large
+// enough).
+std::string run_plan(const LayerAttributes& a, const LayerTensors& t, DType dtype, const Plan& p, const void* x,
+                     void* y, int64_t m, void* workspace, void* blas_handle, void* stream_ptr) {
+  std::string err;
   auto* ws = static_cast<unsigned char*>(workspace);
   auto stream = static_cast<gpuStream_t>(stream_ptr);
   const LayerView L = make_view(a, t);
@@ -854,4 +908,5 @@ std::string gemm_cuda(const LayerAttributes& a, const LayerTensors& t, DType dty
   return "";
 }
 
+}  // namespace
 }  // namespace vptq

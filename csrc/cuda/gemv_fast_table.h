@@ -25,13 +25,13 @@
   X(12, 12, 12) /* v12-k4096-4096, T = 24 */ \
   X(16, 16, 16) /* v16-k65536-65536, T = 32 */
 
-// Tensor-core decode kernel (gemv_mma.cuh, CUDA sm_80+ only, any M <= 8, fp16 / bf16). Its
+// Tensor-core decode kernel (gemv_mma.cuh, CUDA sm_80+ only, any M <= 16, fp16 / bf16). Its
 // kernel handles V = 8 with IB = RB = 8 (both codebooks staged in shared memory); dispatch.cu
 // prefers it over the fast kernel for these layouts.
 #define VPTQ_GEMV_MMA_LAYOUTS(X) \
   X(8, 8, 8)    /* v8-k256-256 */
 
-// Tensor-core gather kernel (gemv_mma_gather.cuh, CUDA sm_80+ only, any M <= 8, fp16 / bf16):
+// Tensor-core gather kernel (gemv_mma_gather.cuh, CUDA sm_80+ only, any M <= 16, fp16 / bf16):
 // main-codebook rows gathered (from L1 / L2) into shared memory by cp.async; X(V, IB, RB) =
 // vector length, index bits, residual bits (RB = 8: the 256-row residual codebook staged, G = 1
 // only; V = 16: RB = 16, the residual codebook gathered like the main one).

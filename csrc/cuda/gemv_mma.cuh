@@ -1,4 +1,4 @@
-// csrc/cuda/gemv_mma.cuh: the tensor-core decode kernel (M <= 8) for v = 8 with both codebooks of
+// csrc/cuda/gemv_mma.cuh: the tensor-core decode kernel (M <= 16) for v = 8 with both codebooks of
 // at most 256 rows (v8-k256-256: index bits IB = 8, residual bits RB = 8), fp16 / bf16, CUDA
 // sm_80+ only (HIP and older archs keep gemv_fast.cuh; dispatch.cu decides).
 //
@@ -47,6 +47,9 @@
 //                 norm; otherwise prep_activations writes x' = X[perm] * scale split into
 //                 hi = T(x') and lo = T(x' - hi) (a.x, a.x_lo) and every mma runs twice (hi, lo),
 //                 so x' keeps ~2x the mantissa of T (fp16: 22 bits).
+//   n-tiles     = kNT = 1 (M <= 8) or 2 (9 <= M <= 16, P = 1 only: P = 2 with two n-tiles spills):
+//                 B columns of n-tile nt = activation rows 8 nt .. 8 nt + 7, every A fragment
+//                 feeds kNT mma; D fragments per (item, pair, n-tile).
 #pragma once
 
 #include <cstdint>
@@ -62,7 +65,8 @@ constexpr int kMmaWarps = kMmaThreads / 32;
 constexpr int kMmaStepCols = 32;    // columns per step (one 32-code unit)
 constexpr int kMmaChunk = 4;        // steps per chunk (one ring slot, one x register set)
 constexpr int kMmaItemFloats = 128; // D fragment of one warp item: 16 outputs x 8 rows
-constexpr int kMmaMaxRows = 8;      // activation rows (the mma's n)
+constexpr int kMmaMaxRows = 8;      // activation rows of one n-tile (the mma's n)
+constexpr int kMmaMaxTiles = 2;     // n-tiles per launch (gather kernel): up to 16 activation rows
 constexpr int kMmaPairChunkBytes = kMmaChunk * 2 * 64;  // one chunk of one pair's index words
 constexpr int kMmaRingBytes = 4096;  // index ring per warp: 8 chunk slots of one pair, 4 of two
 constexpr int kMmaMaxPairs = 2;      // row pairs per warp step (P): kernels for P = 1 and 2
@@ -76,9 +80,9 @@ __host__ __device__ constexpr int mma_stages(int pairs) { return kMmaRingBytes /
 
 // Dynamic shared memory: both codebooks (8 copies of 16-byte rows) + the items' D fragments (P per
 // item) + the warps' index rings.
-inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs) {
+inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs, int ntiles) {
   return static_cast<size_t>(groups) * ((size_t{1} << ib) + (size_t{1} << rb)) * 16 * kFastCopies +
-         static_cast<size_t>(items) * pairs * kMmaItemFloats * sizeof(float) +
+         static_cast<size_t>(items) * pairs * ntiles * kMmaItemFloats * sizeof(float) +
          static_cast<size_t>(kMmaWarps) * kMmaRingBytes;
 }
 
@@ -225,24 +229,27 @@ __device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src,
   }
 }
 
-// End of a block tile: one thread per (row block rr, pair p, output 0..15, activation row) sums the
-// S items' D fragments (part[(item * P + p) * 128 + lane * 4 + c], fragment order) in item order
-// (deterministic, no atomics) and stores the output with the epilogue. D row ol (0..15) of pair
-// pp is output 16 pp + ol: index row 2 pp + ol / 8 for kV = 8, index row pp for kV = 16.
-template <typename T, int kPairs, int kV = 8>
+// End of a block tile: one thread per (row block rr, pair p, n-tile nt, output 0..15, activation
+// row) sums the S items' D fragments (part[((item * P + p) * kNT + nt) * 128 + lane * 4 + c],
+// fragment order) in item order (deterministic, no atomics) and stores the output with the
+// epilogue. D row ol (0..15) of pair pp is output 16 pp + ol: index row 2 pp + ol / 8 for kV = 8,
+// index row pp for kV = 16; D column m8 of n-tile nt is activation row 8 nt + m8.
+template <typename T, int kPairs, int kV = 8, int kNT = 1>
 __device__ __forceinline__ void mma_fold_tile(const GemvArgs& a, const float* part, const MmaWork& k, int tile) {
   static_assert(kV == 8 || kV == 16, "16 outputs per pair: 2 index rows of v8 or one of v16");
   const LayerView& L = a.L;
-  for (int t = threadIdx.x; t < k.RT * kPairs * kMmaItemFloats; t += blockDim.x) {
-    const int rp_t = t / kMmaItemFloats, rem = t - rp_t * kMmaItemFloats;  // rp_t = rr * P + p
+  for (int t = threadIdx.x; t < k.RT * kPairs * kNT * kMmaItemFloats; t += blockDim.x) {
+    const int f = t / kMmaItemFloats, rem = t - f * kMmaItemFloats;  // f = (rr * P + p) * kNT + nt
+    const int rp_t = f / kNT, nt = f - rp_t * kNT;
     const int rr = rp_t / kPairs, p = rp_t - rr * kPairs;
-    const int ol = rem / kMmaMaxRows, m = rem - ol * kMmaMaxRows;
+    const int ol = rem / kMmaMaxRows, m8 = rem - ol * kMmaMaxRows, m = nt * kMmaMaxRows + m8;
     const int pp = (tile * k.RT + rr) * kPairs + p;
     const int r = kV == 16 ? pp : 2 * pp + (ol >> 3), o = 16 * pp + ol;
     if (m < a.m && r < L.index_rows && o < L.out_features) {
-      const int slot = ((ol & 7) * 4 + (m >> 1)) * 4 + (ol >> 3) * 2 + (m & 1);
+      const int slot = ((ol & 7) * 4 + (m8 >> 1)) * 4 + (ol >> 3) * 2 + (m8 & 1);
       float sum = 0.f;
-      for (int qq = 0; qq < k.S; ++qq) sum += part[((rr * k.S + qq) * kPairs + p) * kMmaItemFloats + slot];
+      for (int qq = 0; qq < k.S; ++qq)
+        sum += part[(((rr * k.S + qq) * kPairs + p) * kNT + nt) * kMmaItemFloats + slot];
       store_output<T>(a, m, o, sum);
     }
   }
@@ -304,12 +311,13 @@ __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int 
   }
 }
 
-template <typename T, bool kXVec, bool kHiLo, int kPairs>
+template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   constexpr int kStages = mma_stages(kPairs);
   constexpr int kSlotBytes = kPairs * kMmaPairChunkBytes;
   static_assert((kStages & (kStages - 1)) == 0 && kStages >= 2, "ring slots: a power of two >= 2");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
+  static_assert(kNT == 1 || kNT == 2, "n-tiles of 8 activation rows: M <= 8 or M <= 16");
   extern __shared__ __align__(16) unsigned char mma_smem[];
   constexpr int kRows = 256;  // entries per codebook (IB = RB = 8)
   constexpr int kEntryBytes = 16 * kFastCopies;
@@ -324,7 +332,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
 
   float* part = reinterpret_cast<float*>(mma_smem + static_cast<size_t>(2 * n_cb) * 16);
   const size_t ring_off = static_cast<size_t>(2 * n_cb) * 16 +
-                          static_cast<size_t>(k.items) * kPairs * kMmaItemFloats * sizeof(float) +
+                          static_cast<size_t>(k.items) * kPairs * kNT * kMmaItemFloats * sizeof(float) +
                           static_cast<size_t>(warp) * kStages * kSlotBytes;
   unsigned char* ring = mma_smem + ring_off;
   const uint32_t ring_s = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
@@ -384,21 +392,29 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const unsigned char* c_src = ring + arow * 64 + i8 * 8;  // + slot + pair + 128 * step
   const int fg = lane >> 2;
 
-  // B column fg = activation row fg; lanes of rows >= m read row 0 instead: their D columns are
-  // never stored (an mma's column n depends on B column n only)
+  // B column fg of n-tile nt = activation row 8 nt + fg; lanes of rows >= m read row 0 instead:
+  // their D columns are never stored (an mma's column n depends on B column n only)
   const int I = L.in_features;
-  const int xrow = fg < a.m ? fg : 0;
-  const T* xh = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
-  const T* xl = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
-  auto load_x = [&](const T* base, uint4 (&xv)[kMmaChunk]) {
+  const T* xh[kNT];
+  const T* xl[kNT];
 #pragma unroll
-    for (int s = 0; s < kMmaChunk; ++s) {
-      const int u = xw.u + s;
-      xv[s] = (xw.tile < k.tiles && u < xw.uend) ? mma_load_x8<kXVec>(base + u * kMmaStepCols) : make_uint4(0, 0, 0, 0);
-    }
+  for (int nt = 0; nt < kNT; ++nt) {
+    const int xrow = nt * kMmaMaxRows + fg < a.m ? nt * kMmaMaxRows + fg : 0;
+    xh[nt] = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
+    xl[nt] = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
+  }
+  auto load_x = [&](uint4 (&xv)[kNT][kMmaChunk]) {
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+      for (int s = 0; s < kMmaChunk; ++s) {
+        const int u = xw.u + s;
+        xv[nt][s] = (xw.tile < k.tiles && u < xw.uend) ? mma_load_x8<kXVec>(xh[nt] + u * kMmaStepCols)
+                                                       : make_uint4(0, 0, 0, 0);
+      }
   };
-  uint4 xc[kMmaChunk];
-  load_x(xh, xc);
+  uint4 xc[kNT][kMmaChunk];
+  load_x(xc);
   if (xw.tile < k.tiles) mma_walk_next(xw, k, warp);
 
   // ---- stage main and residual codebooks, 8 interleaved copies (mma_stage_codebook's layout) in
@@ -421,11 +437,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   }
   __syncthreads();
 
-  // One step (32 columns) of every pair of the row block: P x 4 gathers, then P x 4 mma (x 2 with
-  // hi / lo). Pair p accumulates mma b into d[p][b % 2] (two chains per pair, summed in fixed
-  // order after the item).
-  auto step = [&](float (&d)[kPairs][2][4], const unsigned char* slot, int s, uint32_t cbase, const uint4& x,
-                  const uint4& xlo) {
+  // One step (32 columns) of every pair of the row block: P x 4 gathers, then P x 4 mma per n-tile
+  // (x 2 with hi / lo). Pair p accumulates mma b of n-tile nt into d[p][nt][b % 2] (two chains per
+  // pair and n-tile, summed in fixed order after the item).
+  auto step = [&](float (&d)[kPairs][kNT][2][4], const unsigned char* slot, int s, uint32_t cbase,
+                  const uint4 (&xs)[kNT][kMmaChunk], const uint4 (&xls)[kNT][kMmaChunk]) {
     uint32_t af[kPairs][4][4];
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
@@ -435,18 +451,23 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
       for (int b = 0; b < 4; ++b)
         mma_ldsm_x4_trans(cbase + __byte_perm(wv[b >> 1], 0u, (b & 1) ? sel_odd : sel_even) * kEntryBytes, af[p][b]);
     }
-    const uint32_t xv[4] = {mma_b_operand(x, 0), mma_b_operand(x, 1), mma_b_operand(x, 2), mma_b_operand(x, 3)};
 #pragma unroll
-    for (int p = 0; p < kPairs; ++p)
-#pragma unroll
-      for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][b & 1], af[p][b], xv[b], xv[b]);
-    if constexpr (kHiLo) {
-      const uint32_t lv[4] = {mma_b_operand(xlo, 0), mma_b_operand(xlo, 1), mma_b_operand(xlo, 2),
-                              mma_b_operand(xlo, 3)};
+    for (int nt = 0; nt < kNT; ++nt) {
+      const uint4& x = xs[nt][s];
+      const uint32_t xv[4] = {mma_b_operand(x, 0), mma_b_operand(x, 1), mma_b_operand(x, 2), mma_b_operand(x, 3)};
 #pragma unroll
       for (int p = 0; p < kPairs; ++p)
 #pragma unroll
-        for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][b & 1], af[p][b], lv[b], lv[b]);
+        for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][nt][b & 1], af[p][b], xv[b], xv[b]);
+      if constexpr (kHiLo) {
+        const uint4& xlo = xls[nt][s];
+        const uint32_t lv[4] = {mma_b_operand(xlo, 0), mma_b_operand(xlo, 1), mma_b_operand(xlo, 2),
+                                mma_b_operand(xlo, 3)};
+#pragma unroll
+        for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+          for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][nt][b & 1], af[p][b], lv[b], lv[b]);
+      }
     }
   };
 
@@ -454,11 +475,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   for (int tile = blockIdx.x; tile < k.tiles; tile += gridDim.x) {
     for (int it = warp; it < k.items; it += kMmaWarps) {
       const int rb = tile * k.RT + (it >> k.log_s);
-      float d[kPairs][2][4];
+      float d[kPairs][kNT][2][4];
 #pragma unroll
       for (int p = 0; p < kPairs; ++p)
 #pragma unroll
-        for (int c = 0; c < 4; ++c) d[p][0][c] = d[p][1][c] = 0.f;
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) d[p][nt][0][c] = d[p][nt][1][c] = 0.f;
       const int ubeg = (it & (k.S - 1)) * k.U, uend = min(ubeg + k.U, k.upr);
       if (rb < k.blocks && ubeg < uend) {
         int g = 0, uu = ubeg;
@@ -467,11 +490,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
 #pragma unroll 1
         for (int u0 = ubeg; u0 < uend; u0 += kMmaChunk) {
           // lo activations of this chunk (hi / lo only: not ahead, to stay within 128 registers)
-          uint4 xlc[kMmaChunk];
-          mma_load_lo<kHiLo>(xl, u0, uend, xlc);
+          uint4 xlc[kNT][kMmaChunk];
+#pragma unroll
+          for (int nt = 0; nt < kNT; ++nt) mma_load_lo<kHiLo>(xl[nt], u0, uend, xlc[nt]);
           // activations of the next chunk
-          uint4 xn[kMmaChunk];
-          load_x(xh, xn);
+          uint4 xn[kNT][kMmaChunk];
+          load_x(xn);
           if (xw.tile < k.tiles) mma_walk_next(xw, k, warp);
           // index words of this chunk (requested kStages - 1 chunks ago)
           mma_cp_async_wait<kStages - 2>();
@@ -482,7 +506,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
           if (u0 + kMmaChunk <= uend && uu + kMmaChunk <= upg) {
             // the common case, warp-uniform: a whole chunk inside one group
 #pragma unroll
-            for (int s = 0; s < kMmaChunk; ++s) step(d, slot, s, cbase, xc[s], xlc[s]);
+            for (int s = 0; s < kMmaChunk; ++s) step(d, slot, s, cbase, xc, xlc);
             uu += kMmaChunk;
             if (uu == upg) {  // next group's codebooks
               uu = 0;
@@ -492,7 +516,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
 #pragma unroll
             for (int s = 0; s < kMmaChunk; ++s) {
               if (u0 + s < uend) {  // warp-uniform
-                step(d, slot, s, cbase, xc[s], xlc[s]);
+                step(d, slot, s, cbase, xc, xlc);
                 if (++uu == upg) {  // next group's codebooks
                   uu = 0;
                   cbase += static_cast<uint32_t>(kRows * kEntryBytes);
@@ -501,17 +525,22 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
             }
           }
 #pragma unroll
-          for (int s = 0; s < kMmaChunk; ++s) xc[s] = xn[s];
+          for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+            for (int s = 0; s < kMmaChunk; ++s) xc[nt][s] = xn[nt][s];
         }
       }
       // D fragment of lane (g, t): (row pair output g, act row 2t, 2t+1), (output g + 8, ...)
 #pragma unroll
       for (int p = 0; p < kPairs; ++p)
 #pragma unroll
-        for (int c = 0; c < 4; ++c) part[(it * kPairs + p) * kMmaItemFloats + lane * 4 + c] = d[p][0][c] + d[p][1][c];
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+          for (int c = 0; c < 4; ++c)
+            part[((it * kPairs + p) * kNT + nt) * kMmaItemFloats + lane * 4 + c] = d[p][nt][0][c] + d[p][nt][1][c];
     }
     __syncthreads();
-    mma_fold_tile<T, kPairs>(a, part, k, tile);
+    mma_fold_tile<T, kPairs, 8, kNT>(a, part, k, tile);
     __syncthreads();
   }
   mma_cp_async_wait<0>();  // nothing is left in flight (every request was consumed); for form
@@ -525,11 +554,11 @@ Kernel* mma_activation_variant(const GemvArgs& a, Kernel* hi_lo, Kernel* aligned
   return a.x_lo ? hi_lo : aligned_to(a.x, 16) ? aligned : unaligned;
 }
 
-// Host launchers (gemv_mma.cu; CUDA only), one per P.
-template <typename T, int P>
+// Host launchers (gemv_mma.cu; CUDA only), one per P and n-tile count NT (M <= 8 * NT rows).
+template <typename T, int P, int NT>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int P>
+template <typename T, int P, int NT>
 int gemv_mma_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu

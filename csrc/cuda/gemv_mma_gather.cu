@@ -9,23 +9,25 @@
 namespace vptq {
 namespace gpu {
 
-template <typename T, int V, int IB, int RB>
+template <typename T, int V, int IB, int RB, int NT>
 gpuError_t launch_gemv_mma_gather(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
-  auto* kernel = mma_activation_variant(a, &gemv_mma_gather_kernel<T, true, true, V, IB, RB>,
-                                        &gemv_mma_gather_kernel<T, true, false, V, IB, RB>,
-                                        &gemv_mma_gather_kernel<T, false, false, V, IB, RB>);
+  auto* kernel = mma_activation_variant(a, &gemv_mma_gather_kernel<T, true, true, V, IB, RB, NT>,
+                                        &gemv_mma_gather_kernel<T, true, false, V, IB, RB, NT>,
+                                        &gemv_mma_gather_kernel<T, false, false, V, IB, RB, NT>);
   return launch_decode_kernel(kernel, kMmaThreads, kSmemDefaultBytes, a, smem_bytes, grid, stream);
 }
 
-template <typename T, int V, int IB, int RB>
+template <typename T, int V, int IB, int RB, int NT>
 int gemv_mma_gather_blocks_per_sm(size_t smem_bytes) {
-  return decode_blocks_per_sm(gemv_mma_gather_kernel<T, true, false, V, IB, RB>, kMmaThreads, kSmemDefaultBytes,
+  return decode_blocks_per_sm(gemv_mma_gather_kernel<T, true, false, V, IB, RB, NT>, kMmaThreads, kSmemDefaultBytes,
                               smem_bytes);
 }
 
-#define VPTQ_MMA_GATHER_INSTANTIATE(T, V, IB, RB)                                                      \
-  template gpuError_t launch_gemv_mma_gather<T, V, IB, RB>(const GemvArgs&, size_t, int, gpuStream_t); \
-  template int gemv_mma_gather_blocks_per_sm<T, V, IB, RB>(size_t);
+#define VPTQ_MMA_GATHER_INSTANTIATE_NT(T, V, IB, RB, NT)                                                   \
+  template gpuError_t launch_gemv_mma_gather<T, V, IB, RB, NT>(const GemvArgs&, size_t, int, gpuStream_t); \
+  template int gemv_mma_gather_blocks_per_sm<T, V, IB, RB, NT>(size_t);
+#define VPTQ_MMA_GATHER_INSTANTIATE(T, V, IB, RB) \
+  VPTQ_MMA_GATHER_INSTANTIATE_NT(T, V, IB, RB, 1) VPTQ_MMA_GATHER_INSTANTIATE_NT(T, V, IB, RB, 2)
 #define VPTQ_MMA_GATHER_F16(V, IB, RB) VPTQ_MMA_GATHER_INSTANTIATE(gpu_half, V, IB, RB)
 #define VPTQ_MMA_GATHER_BF16(V, IB, RB) VPTQ_MMA_GATHER_INSTANTIATE(gpu_bfloat16, V, IB, RB)
 VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16)
@@ -33,6 +35,7 @@ VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16)
 #undef VPTQ_MMA_GATHER_F16
 #undef VPTQ_MMA_GATHER_BF16
 #undef VPTQ_MMA_GATHER_INSTANTIATE
+#undef VPTQ_MMA_GATHER_INSTANTIATE_NT
 
 }  // namespace gpu
 }  // namespace vptq

@@ -1,4 +1,4 @@
-// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 8) for main codebooks that
+// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 16) for main codebooks that
 // are not staged in shared memory: 65536 rows (index bits IB = 16: v8-k65536 (V = 8, RB = 0),
 // v8-k65536-256 (V = 8, its 256-row residual codebook staged, RB = 8), v16-k65536-65536 (V = 16,
 // both codebooks gathered, RB = 16)) and 4096 / 8192 rows (IB = 12 / 13: v8-k4096, v8-k4096-256,
@@ -12,7 +12,7 @@
 // costs 2.2x M = 1). Here cp.async copies each main-codebook row from L2 into a per-warp staging
 // ring in shared memory (no registers held while the gather is in flight), laid out so that the
 // inner loop of gemv_mma.cuh (ldmatrix.trans + mma.m16n8k16, fp32 accumulation) reads it as the
-// mma A operand: one mma applies 16 lookups to 8 outputs x all M <= 8 activation rows.
+// mma A operand: one mma applies 16 lookups to 8 outputs x 8 activation rows (one n-tile).
 //
 // Layout and work split (one row pair per warp step; MmaWork / MmaWalk / mma_fold_tile of
 // gemv_mma.cuh)
@@ -59,6 +59,10 @@
 //   groups      = RB = 0, 16: any G (codebook g at cb + g * 65536 rows, rcb + g * 65536 rows);
 //                 RB = 8: G = 1 only (the staged residual codebook; dispatch.cu checks).
 //   activations = as gemv_mma.cuh: T [m][I], X itself or prepared x' (hi / lo for bf16 + norm).
+//   n-tiles     = kNT = 1 (M <= 8) or 2 (M <= 16): B columns of n-tile nt = activation rows
+//                 8 nt .. 8 nt + 7; every A fragment (one ldmatrix) feeds kNT mma, so a second
+//                 n-tile costs activation loads and mma, not gathers (measured: M = 16 at
+//                 1.01-1.19x the M = 8 time, docs/kernels.md). D fragments per (item, n-tile).
 #pragma once
 
 #include <cstdint>
@@ -90,8 +94,8 @@ constexpr int kGatherResCopies = 1;  // copies of the staged residual codebook
 __host__ __device__ constexpr size_t mma_gather_res_bytes(int rb) {
   return rb == 8 ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0;
 }
-inline size_t mma_gather_smem_bytes(int rb, int items) {
-  return mma_gather_res_bytes(rb) + static_cast<size_t>(items) * kMmaItemFloats * sizeof(float) +
+inline size_t mma_gather_smem_bytes(int rb, int items, int ntiles) {
+  return mma_gather_res_bytes(rb) + static_cast<size_t>(items) * ntiles * kMmaItemFloats * sizeof(float) +
          static_cast<size_t>(kMmaWarps) * kGatherWarpBytes;
 }
 
@@ -106,12 +110,13 @@ __device__ __forceinline__ uint32_t mma_pick_word(const uint32_t (&w)[N], int a)
   return v;
 }
 
-template <typename T, bool kXVec, bool kHiLo, int kV, int kIB, int kRB>
+template <typename T, bool kXVec, bool kHiLo, int kV, int kIB, int kRB, int kNT>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArgs a) {
   static_assert((kV == 8 && (kIB == 16 || kIB == 12 || kIB == 13) && (kRB == 0 || kRB == 8)) ||
                     (kV == 16 && kIB == 16 && kRB == 16),
                 "v8 with 12, 13 or 16-bit main codes without or with a 256-row residual, v16-k65536-65536");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
+  static_assert(kNT == 1 || kNT == 2, "n-tiles of 8 activation rows: M <= 8 or M <= 16");
   constexpr bool kWide = kV == 16;
   constexpr bool kStagedRes = kRB == 8;               // residual codebook in shared memory
   constexpr bool kOddCodes = kIB != 16;               // codes not aligned to 16-bit halves: funnel shifts
@@ -137,7 +142,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   constexpr size_t res_bytes = mma_gather_res_bytes(kRB);
   float* part = reinterpret_cast<float*>(mma_smem + res_bytes);
   unsigned char* stage =
-      mma_smem + res_bytes + static_cast<size_t>(k.items) * kMmaItemFloats * sizeof(float) + warp * kGatherWarpBytes;
+      mma_smem + res_bytes + static_cast<size_t>(k.items) * kNT * kMmaItemFloats * sizeof(float) + warp * kGatherWarpBytes;
   const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
   const uint32_t stage_s = static_cast<uint32_t>(__cvta_generic_to_shared(stage));
 
@@ -184,23 +189,30 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
     if (w.tile < k.tiles) mma_walk_next<kChunk>(w, k, warp);
   };
 
-  // B column fg = activation row fg (rows >= m read row 0; their D columns are never stored)
+  // B column fg of n-tile nt = activation row 8 nt + fg (rows >= m read row 0; their D columns
+  // are never stored)
   const int I = L.in_features;
   const int fg = lane >> 2;
-  const int xrow = fg < a.m ? fg : 0;
-  const T* xh = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
-  const T* xl = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
+  const T* xh[kNT];
+  const T* xl[kNT];
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt) {
+    const int xrow = nt * kMmaMaxRows + fg < a.m ? nt * kMmaMaxRows + fg : 0;
+    xh[nt] = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
+    xl[nt] = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
+  }
 
   // gathers of the chunk at walk w into staging slot `slot` from index words iv, its activations
   // into xv and (residual lanes) its residual bytes into rw, one commit group; then w moves on
-  auto issue = [&](MmaWalk& w, const uint32_t (&iv)[kChunk][kLaneWords], int slot, uint4 (&xv)[kChunk],
+  auto issue = [&](MmaWalk& w, const uint32_t (&iv)[kChunk][kLaneWords], int slot, uint4 (&xv)[kNT][kChunk],
                    uint32_t (&rw)[kChunk]) {
     const uint32_t dst0 = lane_stage + static_cast<uint32_t>(slot * kGatherSlotBytes);
     unsigned char* dst0_g = stage + slot * kGatherSlotBytes + lane * 16;
 #pragma unroll
     for (int s = 0; s < kChunk; ++s) {
       const int u = w.u + s;
-      xv[s] = make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt) xv[nt][s] = make_uint4(0, 0, 0, 0);
       rw[s] = 0u;
       if (w.tile < k.tiles && u < w.uend) {  // warp-uniform
         const size_t g = L.groups > 1 ? static_cast<size_t>(u / upg) : 0;
@@ -244,7 +256,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
             mma_cp_async16<true>(dst0 + off, dst0_g + off, src + static_cast<size_t>(code[b]) * kRowBytes);
           }
         }
-        xv[s] = mma_load_x8<kXVec>(xh + u * kMmaStepCols);
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) xv[nt][s] = mma_load_x8<kXVec>(xh[nt] + u * kMmaStepCols);
       }
     }
     mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
@@ -258,7 +271,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   uint32_t icur[kChunk][kLaneWords], inext[kChunk][kLaneWords];
   load_index(iw, icur);
   load_index(iw, inext);
-  uint4 xc[kChunk];
+  uint4 xc[kNT][kChunk];
   uint32_t rc[kChunk];
   // icur = the next chunk to issue (loaded one chunk ago), inext = the one after it (in flight)
   auto advance_index = [&]() {
@@ -277,8 +290,10 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   __syncthreads();
 
   // One step: kMmas ldmatrix from the staging slot (and the staged residual codebook), then kMmas
-  // mma (x 2 with hi / lo); mma b accumulates into d[b % 2].
-  auto step = [&](float (&d)[2][4], uint32_t slot_stage, int s, uint32_t rbytes, const uint4& x, const uint4& xlo) {
+  // mma per n-tile (x 2 with hi / lo); mma b of n-tile nt accumulates into d[nt][b % 2]. The A
+  // fragments are shared by the n-tiles.
+  auto step = [&](float (&d)[kNT][2][4], uint32_t slot_stage, int s, uint32_t rbytes, const uint4 (&xs)[kNT][kChunk],
+                  const uint4 (&xls)[kNT][kChunk]) {
     uint32_t af[kMmas][4];
 #pragma unroll
     for (int b = 0; b < kMmas; ++b) {
@@ -289,21 +304,26 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
       mma_ldsm_x4_trans_after_wait(addr, af[b]);
     }
 #pragma unroll
-    for (int b = 0; b < kMmas; ++b) {
-      if constexpr (kWide) {  // mma b: column group b / 2 (B words 2 (b / 2), + 1), main or residual
-        const bool hi = b >> 1;
-        MmaOp<T>::run(d[b & 1], af[b], hi ? x.z : x.x, hi ? x.w : x.y);
-        if constexpr (kHiLo) MmaOp<T>::run(d[b & 1], af[b], hi ? xlo.z : xlo.x, hi ? xlo.w : xlo.y);
-      } else if constexpr (kStagedRes) {
-        const uint32_t xb = mma_b_operand(x, b);
-        MmaOp<T>::run(d[b & 1], af[b], xb, xb);
-        if constexpr (kHiLo) {
-          const uint32_t lb = mma_b_operand(xlo, b);
-          MmaOp<T>::run(d[b & 1], af[b], lb, lb);
+    for (int nt = 0; nt < kNT; ++nt) {
+      const uint4& x = xs[nt][s];
+      const uint4& xlo = xls[nt][s];
+#pragma unroll
+      for (int b = 0; b < kMmas; ++b) {
+        if constexpr (kWide) {  // mma b: column group b / 2 (B words 2 (b / 2), + 1), main or residual
+          const bool hi = b >> 1;
+          MmaOp<T>::run(d[nt][b & 1], af[b], hi ? x.z : x.x, hi ? x.w : x.y);
+          if constexpr (kHiLo) MmaOp<T>::run(d[nt][b & 1], af[b], hi ? xlo.z : xlo.x, hi ? xlo.w : xlo.y);
+        } else if constexpr (kStagedRes) {
+          const uint32_t xb = mma_b_operand(x, b);
+          MmaOp<T>::run(d[nt][b & 1], af[b], xb, xb);
+          if constexpr (kHiLo) {
+            const uint32_t lb = mma_b_operand(xlo, b);
+            MmaOp<T>::run(d[nt][b & 1], af[b], lb, lb);
+          }
+        } else {
+          MmaOp<T>::run(d[nt][b], af[b], b ? x.z : x.x, b ? x.w : x.y);
+          if constexpr (kHiLo) MmaOp<T>::run(d[nt][b], af[b], b ? xlo.z : xlo.x, b ? xlo.w : xlo.y);
         }
-      } else {
-        MmaOp<T>::run(d[b], af[b], b ? x.z : x.x, b ? x.w : x.y);
-        if constexpr (kHiLo) MmaOp<T>::run(d[b], af[b], b ? xlo.z : xlo.x, b ? xlo.w : xlo.y);
       }
     }
   };
@@ -312,18 +332,21 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   for (int tile = blockIdx.x; tile < k.tiles; tile += gridDim.x) {
     for (int it = threadIdx.x >> 5; it < k.items; it += kMmaWarps) {
       const int rb = tile * k.RT + (it >> k.log_s);
-      float d[2][4];
+      float d[kNT][2][4];
 #pragma unroll
-      for (int c = 0; c < 4; ++c) d[0][c] = d[1][c] = 0.f;
+      for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) d[nt][0][c] = d[nt][1][c] = 0.f;
       const int ubeg = (it & (k.S - 1)) * k.U, uend = min(ubeg + k.U, k.upr);
       if (rb < k.blocks && ubeg < uend) {
 #pragma unroll 1
         for (int u0 = ubeg; u0 < uend; u0 += kChunk) {
-          uint4 xlc[kChunk];
-          mma_load_lo<kHiLo>(xl, u0, uend, xlc);
+          uint4 xlc[kNT][kChunk];
+#pragma unroll
+          for (int nt = 0; nt < kNT; ++nt) mma_load_lo<kHiLo>(xl[nt], u0, uend, xlc[nt]);
           // the next chunk: every lane is done with the slot it reuses (read in the previous chunk)
           __syncwarp();
-          uint4 xn[kChunk];
+          uint4 xn[kNT][kChunk];
           uint32_t rn[kChunk];
           issue(pw, icur, (kc + 1) & 1, xn, rn);
           advance_index();
@@ -334,24 +357,27 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
           ++kc;
           if (u0 + kChunk <= uend) {
 #pragma unroll
-            for (int s = 0; s < kChunk; ++s) step(d, slot_stage, s, rc[s], xc[s], xlc[s]);
+            for (int s = 0; s < kChunk; ++s) step(d, slot_stage, s, rc[s], xc, xlc);
           } else {
 #pragma unroll
             for (int s = 0; s < kChunk; ++s)
-              if (u0 + s < uend) step(d, slot_stage, s, rc[s], xc[s], xlc[s]);  // warp-uniform
+              if (u0 + s < uend) step(d, slot_stage, s, rc[s], xc, xlc);  // warp-uniform
           }
 #pragma unroll
           for (int s = 0; s < kChunk; ++s) {
-            xc[s] = xn[s];
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt) xc[nt][s] = xn[nt][s];
             rc[s] = rn[s];
           }
         }
       }
 #pragma unroll
-      for (int c = 0; c < 4; ++c) part[it * kMmaItemFloats + lane * 4 + c] = d[0][c] + d[1][c];
+      for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) part[(it * kNT + nt) * kMmaItemFloats + lane * 4 + c] = d[nt][0][c] + d[nt][1][c];
     }
     __syncthreads();
-    mma_fold_tile<T, 1, kV>(a, part, k, tile);
+    mma_fold_tile<T, 1, kV, kNT>(a, part, k, tile);
     __syncthreads();
   }
   mma_cp_async_wait<0>();  // only empty groups can be left; for form
@@ -359,11 +385,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 #endif  // !VPTQ_HIP
 
 // Host launchers (gemv_mma_gather.cu; CUDA only), one per layout (vector length, index bits,
-// residual bits).
-template <typename T, int V, int IB, int RB>
+// residual bits) and n-tile count NT (M <= 8 * NT rows).
+template <typename T, int V, int IB, int RB, int NT>
 gpuError_t launch_gemv_mma_gather(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int V, int IB, int RB>
+template <typename T, int V, int IB, int RB, int NT>
 int gemv_mma_gather_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu

@@ -28,7 +28,7 @@ for step in $steps; do
         ninja -C build/gpu-baseline; } > "$OUT/baseline-build.log" 2>&1 || { tail -40 "$OUT/baseline-build.log"; exit 1; }
       cp build/gpu-baseline/python/_kernels*.so "$src/vptq_export/" ;;
     test)
-      timeout 240 $py -m pytest -q -x -p no:cacheprovider tests/test_cuda_kernels.py 2>&1 | tee "$OUT/pytest.log" | tail -25 ;;
+      timeout 540 $py -m pytest -q -x -p no:cacheprovider tests/test_cuda_kernels.py 2>&1 | tee "$OUT/pytest.log" | tail -25 ;;
     memcheck|racecheck)
       VPTQ_CUDA_TEST_QUICK=1 timeout 150 compute-sanitizer --tool $step --error-exitcode 7 \
         $py -m pytest -q -x -p no:cacheprovider tests/test_cuda_kernels.py -k matches_fp64 \
