@@ -161,6 +161,10 @@ CONFIGS = {
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
     # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
     "v6-k256-256-chunks": dict(in_features=32768, out_features=2100, v=6, k=256, k_res=256, bias=True),
+    # one chunk by default; with VPTQ_PREFILL_CHUNK_MB=1 (test_prefill_chunk_rows_rounded) 1 MiB
+    # holds 524 fp16 / 262 fp32 rows, rounded down to 512 / 256 (dispatch.cu,
+    # kDequantChunkRowAlign = 128 only from 128 rows on: 256 = 2 x 128), index rows straddling
+    "v6-k256-256-chunks-small": dict(in_features=1000, out_features=1500, v=6, k=256, k_res=256, bias=True),
 }
 QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-perm-norm",
                  "v12-k512-res32-outl-bias", "v3-k512-tall-all", "v8-k256-256-G2-ragged-fast",
@@ -353,9 +357,9 @@ def test_mma_gather_kernel_dispatch():
                 assert mod.gemm_cuda_kernel_name(attrs, dt, 2) == f"vptq_gemv<{dt},VT=8,MB=2,R=1,exact=true>"
             for m in (first, 5, 8):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib)
-            # M = 9 .. 16: one launch of the two-n-tile variant; then 16-row slices up to 24 for
-            # V = 16, else (W within one dequantization chunk) prefill
-            last = 24 if v == 16 else 16
+            # M = 9 .. 16: one launch of the two-n-tile variant; then 16-row slices up to 32 for
+            # V = 16, else prefill
+            last = 32 if v == 16 else 16
             for m in (9, 16, last):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib, rows=16)
             assert mod.gemm_cuda_kernel_name(attrs, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
@@ -378,30 +382,27 @@ def test_mma_gather_kernel_dispatch():
 
 def test_chunked_decode_dispatch():
     """M > 8 as 16-row decode slices (dispatch.cu, chunked_decode_max_rows): a layer whose fp16 W
-    needs several 128 MiB dequantization chunks (8192 x 16384) keeps the gather kernel up to
-    M = 24 and the staged-codebook kernel up to M = 64; fp32 always dequantizes from M = 9; the
-    workspace covers the full slices and a shorter last one."""
+    needs several 128 MiB dequantization chunks (8192 x 16384) keeps the staged-codebook kernel
+    up to M = 64, the gather kernel up to M = 16 (32 for V = 16) as for one chunk; fp32 always
+    dequantizes from M = 9. (The workspace of a shorter last slice that runs a CUDA-core kernel
+    is exercised by test_decode_slices_forced.)"""
     mod = _kernels()
     if not _mma_expected() or "VPTQ_GEMV_CHUNKED_MAX_M" in os.environ or "VPTQ_PREFILL_CHUNK_MB" in os.environ:
         pytest.skip("tensor-core decode kernels off, or the chunking thresholds moved by the environment")
     big_gather = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=8,
                                                             k=65536)).as_dict()
-    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 24) == _gather_name("float16", 0, rows=16)
-    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 25).startswith("vptq_dequant_tiles<float16>+")
-    assert mod.gemm_cuda_workspace_bytes(big_gather, "float16", 24) == 0  # X read in place
+    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 16) == _gather_name("float16", 0, rows=16)
+    assert mod.gemm_cuda_kernel_name(big_gather, "float16", 17).startswith("vptq_dequant_tiles<float16>+")
+    assert mod.gemm_cuda_workspace_bytes(big_gather, "float16", 16) == 0  # X read in place
+    big_wide = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=16, k=65536,
+                                                          k_res=65536)).as_dict()
+    assert mod.gemm_cuda_kernel_name(big_wide, "bfloat16", 32) == _gather_name("bfloat16", 16, v=16, rows=16)
+    assert mod.gemm_cuda_kernel_name(big_wide, "bfloat16", 33).startswith("vptq_dequant_tiles<bfloat16>+")
     big_mma = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=8, k=256,
                                                          k_res=256)).as_dict()
     assert mod.gemm_cuda_kernel_name(big_mma, "bfloat16", 64) == _mma16_name("bfloat16")
     assert mod.gemm_cuda_kernel_name(big_mma, "bfloat16", 65).startswith("vptq_dequant_tiles<bfloat16>+")
     assert mod.gemm_cuda_kernel_name(big_mma, "float32", 9).startswith("vptq_dequant_tiles<float32>+")
-    # v8-k4096-256: 18 rows = a 16-row slice (gather kernel, X in place) + a 2-row one, which runs
-    # the CUDA-core kernel (the gather kernel starts at M = 3 for this layout) on fp32 activations
-    # prepared in the workspace: I * 2 rows * 4 bytes
-    big_odd = OpAttributes.from_spec(synthetic.make_spec(in_features=16384, out_features=8192, v=8, k=4096,
-                                                         k_res=256)).as_dict()
-    assert mod.gemm_cuda_kernel_name(big_odd, "float16", 18) == _gather_name("float16", 8, ib=12, rows=16)
-    assert mod.gemm_cuda_workspace_bytes(big_odd, "float16", 16) == 0
-    assert mod.gemm_cuda_workspace_bytes(big_odd, "float16", 18) >= 16384 * 2 * 4
 
 
 def _run_child_tests(select, **env_vars):
@@ -428,12 +429,21 @@ def test_mma_kernel_both_pair_counts(pairs):
 def test_decode_slices_forced():
     """Decode slices on every tensor-core configuration (small layers, whose crossover would pick
     prefill): VPTQ_GEMV_CHUNKED_MAX_M=64 in a fresh interpreter, M = 18, 34, 50 added (16-row
-    slices and a 2-row last slice, which some layouts run on a CUDA-core kernel with prepared
-    activations in the same workspace)."""
+    slices and a 2-row last slice, which the 12 / 13-bit layouts with a residual run on the
+    generic kernel with fp32 activations prepared in the workspace, where the 16-row slices need
+    none: gemm_cuda_workspace_bytes must cover both, or gemm_cuda reports a short workspace)."""
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
     _run_child_tests("matches_fp64 and mma", VPTQ_GEMV_CHUNKED_MAX_M="64", VPTQ_CUDA_TEST_SLICES="1")
+
+
+def test_prefill_chunk_rows_rounded():
+    """Prefill over dequantization chunks whose row count is rounded down to a multiple of 128
+    (VPTQ_PREFILL_CHUNK_MB=1 in a fresh interpreter: 3 chunks of 512 rows for fp16 / bf16, 6 of
+    256 for fp32, on a 1500 x 1000 v6 layer) against the fp64 reference."""
+    _kernels()
+    _run_child_tests("matches_fp64 and chunks-small", VPTQ_PREFILL_CHUNK_MB="1")
 
 
 def test_mma_gather_kernel_at_one_row():

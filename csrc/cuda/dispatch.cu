@@ -42,10 +42,10 @@
 //   8 < M <= chunked_decode_max_rows decode with the tensor-core kernels' 16-row (two n-tile)
 //                                    variants: one launch for M <= 16, else ceil(M / 16)
 //                                    launches on 16-row slices of X, for fp16 / bf16 layouts with
-//                                    a tensor-core decode kernel (up to 32 / 64 rows for the
-//                                    staged-codebook kernel, 16 / 24 for the gather kernel, the
-//                                    larger when W needs several dequantization chunks (or
-//                                    V = 16); measured crossovers, kChunked*); else
+//                                    a tensor-core decode kernel (up to 32 rows for the
+//                                    staged-codebook kernel, 64 when W needs several
+//                                    dequantization chunks; 16 for the gather kernel, 32 for
+//                                    V = 16; measured crossovers, kChunked*); else
 //   M > 8                            prefill: dequantize W in stored column order into the
 //                                    workspace (row chunks of at most kDequantChunkMaxBytes),
 //                                    then cublasGemmEx (fp32 compute) when a BLAS handle is
@@ -87,6 +87,12 @@ constexpr size_t kSmemCodebookMaxBytes = 2 * 1024;
 // two halves (8B up, M = 2048: 0.86x vs 0.83x of dense cuBLAS), smaller chunks lose more (16 MiB:
 // 0.76x; 8 MiB: 0.68x): the GEMM's efficiency matters more than keeping W in L2.
 constexpr size_t kDequantChunkMaxBytes = 128ull << 20;
+// prefill: rows per dequantization chunk rounded down to a multiple of this when W needs several
+// chunks (each chunk is one GEMM of `rows` x M; its output starts at row0 of Y). Measured (H200,
+// 70B down 8192 x 28672 fp16, docs/kernels.md): 128 MiB chunks of 2340 rows took 2.5-2.8x the
+// time of one 8192-row chunk at M = 512 / 2048; 70B up, whose 128 MiB chunks are 8192 rows,
+// 0.95-1.0x.
+constexpr int64_t kDequantChunkRowAlign = 128;
 
 // Prefill chunk size: kDequantChunkMaxBytes, or VPTQ_PREFILL_CHUNK_MB from the environment
 // (benchmark sweeps; read once per process).
@@ -138,16 +144,16 @@ constexpr int kMmaGatherMinRows = 2;
 // 1.01-1.19x (gather kernel) / 1.27-1.52x (staged-codebook kernel, P = 1 only) of the 8-row
 // time; more rows are ceil(M / 16) launches. Prefill costs about the same from M = 9 to 96
 // (dequantizing W dominates). Measured (H200, fp16, M = 9 .. 96 on 8B q/o, 8B up, 70B down for
-// the 7 tensor-core layouts, two repeats, docs/bench/bench_decode_prefill_switch_16_h200_2026-11-27.md):
+// the 7 tensor-core layouts, two repeats, prefill with 128-row-aligned chunks,
+// docs/bench/bench_decode_prefill_switch_16_h200_2026-11-27.md):
 //   staged-codebook kernel (v8-k256-256): 32 rows (slices 0.35-0.88x of prefill); 64 rows when W
-//     needs several dequantization chunks (70B down: 0.16-0.78x; 1.06x at M = 96);
-//   gather kernel: 16 rows (0.58-0.83x; at M = 17 prefill is faster on 8 of the 12 single-chunk
-//     cases); 24 when W needs several chunks or V = 16 (0.53-0.98x, except v8-k8192-256 70B
-//     down at M = 24: 1.04x).
+//     needs several dequantization chunks (70B down: 0.24-0.97x; 1.41x at M = 96);
+//   gather kernel: 16 rows (0.41-0.83x; at M = 17 prefill is faster on 11 of the 15 v8 cases);
+//     32 for V = 16 (0.41-0.99x).
 constexpr int64_t kChunkedMmaMaxRows = 32;
 constexpr int64_t kChunkedMmaMaxRowsMultiChunk = 64;
 constexpr int64_t kChunkedGatherMaxRows = 16;
-constexpr int64_t kChunkedGatherMaxRowsMultiChunk = 24;
+constexpr int64_t kChunkedGatherWideMaxRows = 32;
 constexpr int kMmaGatherOddResMinRows = 3;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
@@ -497,7 +503,7 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
   const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
                                   dtype_size(dtype) > dequant_chunk_bytes();
   if (!kGemvTable[entry].gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
-  return several_chunks || a.vector_len == 16 ? kChunkedGatherMaxRowsMultiChunk : kChunkedGatherMaxRows;
+  return a.vector_len == 16 ? kChunkedGatherWideMaxRows : kChunkedGatherMaxRows;
 }
 
 // The rows one launch of gemm_cuda's kernels sees: m itself, or the slice rows when M > 8 runs as
@@ -563,6 +569,8 @@ Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool 
     if (p.prep) { p.xs_off = off; off += align_up(static_cast<size_t>(m) * I * sz); }
     if (p.nparts) { p.parts_off = off; off += align_up(static_cast<size_t>(m) * p.nparts * sizeof(float)); }
     p.chunk_rows = std::max<int64_t>(1, std::min<int64_t>(O, dequant_chunk_bytes() / (I * sz)));
+    if (p.chunk_rows < static_cast<int64_t>(O) && p.chunk_rows >= kDequantChunkRowAlign)
+      p.chunk_rows = p.chunk_rows / kDequantChunkRowAlign * kDequantChunkRowAlign;
     p.w_off = off;
     off += align_up(static_cast<size_t>(p.chunk_rows) * I * sz);
     p.epilogue = a.has_bias || a.has_norm;
