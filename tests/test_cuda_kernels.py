@@ -1,9 +1,10 @@
 """CUDA kernels of VPTQGemm (csrc/cuda/, vptq_export._kernels.gemm_cuda*) against the fp64
 reference (`reference.dequantize(layer, torch.float64)`), on fresh random layers and inputs.
 
-Every configuration runs for fp32 / fp16 / bf16 activations and M in {1, 3, 8, 17, 300}: M <= 8
-takes the fused decode kernel, M > 8 the prefill path (dequantize + cuBLAS, and the tiled
-fallback GEMM without a BLAS handle). The output buffer is poisoned with NaN before each call and
+Every configuration runs for fp32 / fp16 / bf16 activations and M in ROWS (1 .. 300): M <= 8
+takes the fused decode kernels, 9 <= M <= 16 (and 16-row slices up to the measured limits) the
+tensor-core kernels' 16-row variants where the layout has one, otherwise the prefill path
+(dequantize + cuBLAS, and the tiled fallback GEMM without a BLAS handle). The output buffer is poisoned with NaN before each call and
 must be fully written; each case runs twice and must be bitwise identical (no float atomics).
 
 Skipped (with the reason) without a CUDA device or without the CUDA build of the module.
