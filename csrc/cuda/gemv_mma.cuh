@@ -280,6 +280,22 @@ __device__ __forceinline__ void mma_load_lo(const T* xl, int u0, int uend, uint4
   }
 }
 
+// This lane's activation pointers, one per n-tile (B fragment lane (g, t)): B column g of n-tile
+// nt is activation row 8 nt + g, columns 8 t .. 8 t + 7 of it; rows >= m read row 0 instead:
+// their D columns are never stored (an mma's column n depends on B column n only). xl: the lo
+// half of a hi / lo split (kHiLo), else null.
+template <typename T, bool kHiLo, int kNT>
+__device__ __forceinline__ void mma_lane_activations(const GemvArgs& a, int lane, const T* (&xh)[kNT],
+                                                     const T* (&xl)[kNT]) {
+  const int I = a.L.in_features, g = lane >> 2;
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt) {
+    const int xrow = nt * kMmaMaxRows + g < a.m ? nt * kMmaMaxRows + g : 0;
+    xh[nt] = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
+    xl[nt] = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
+  }
+}
+
 // Position in a warp's chunk sequence: tiles blockIdx.x, + gridDim.x, ...; items warp, + 8, ...
 // of each tile that have work; chunks u, u + 4, ... < uend of each item. tile >= tiles: done.
 struct MmaWalk {
@@ -390,19 +406,9 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const uint32_t lane_cb = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem)) +
                            static_cast<uint32_t>(acb * n_cb * 16 + i8 * 16);
   const unsigned char* c_src = ring + arow * 64 + i8 * 8;  // + slot + pair + 128 * step
-  const int fg = lane >> 2;
-
-  // B column fg of n-tile nt = activation row 8 nt + fg; lanes of rows >= m read row 0 instead:
-  // their D columns are never stored (an mma's column n depends on B column n only)
-  const int I = L.in_features;
   const T* xh[kNT];
   const T* xl[kNT];
-#pragma unroll
-  for (int nt = 0; nt < kNT; ++nt) {
-    const int xrow = nt * kMmaMaxRows + fg < a.m ? nt * kMmaMaxRows + fg : 0;
-    xh[nt] = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
-    xl[nt] = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
-  }
+  mma_lane_activations<T, kHiLo, kNT>(a, lane, xh, xl);
   auto load_x = [&](uint4 (&xv)[kNT][kMmaChunk]) {
 #pragma unroll
     for (int nt = 0; nt < kNT; ++nt)

@@ -189,18 +189,10 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
     if (w.tile < k.tiles) mma_walk_next<kChunk>(w, k, warp);
   };
 
-  // B column fg of n-tile nt = activation row 8 nt + fg (rows >= m read row 0; their D columns
-  // are never stored)
-  const int I = L.in_features;
-  const int fg = lane >> 2;
+  // activations of this lane's B columns, per n-tile
   const T* xh[kNT];
   const T* xl[kNT];
-#pragma unroll
-  for (int nt = 0; nt < kNT; ++nt) {
-    const int xrow = nt * kMmaMaxRows + fg < a.m ? nt * kMmaMaxRows + fg : 0;
-    xh[nt] = static_cast<const T*>(a.x) + static_cast<size_t>(xrow) * I + 8 * (lane & 3);
-    xl[nt] = kHiLo ? static_cast<const T*>(a.x_lo) + static_cast<size_t>(xrow) * I + 8 * (lane & 3) : nullptr;
-  }
+  mma_lane_activations<T, kHiLo, kNT>(a, lane, xh, xl);
 
   // gathers of the chunk at walk w into staging slot `slot` from index words iv, its activations
   // into xv and (residual lanes) its residual bytes into rw, one commit group; then w moves on
