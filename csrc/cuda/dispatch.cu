@@ -478,16 +478,12 @@ const char* prefill_name(DType dtype, bool tiles) {
 #undef VPTQ_PREFILL_GEMM
 
 // ------------------------------------------------------------------ decode for M > 8
-// Rows of X one tensor-core launch takes for M > 8: two n-tiles (16 rows) where the layout has
-// such a kernel (the gather kernel) and the weights are 16-byte aligned, else 8.
+// Rows of X one tensor-core launch takes at most: two n-tiles (call_plans falls back to 8-row
+// slices where the layout has no such kernel or the weights are not 16-byte aligned).
 constexpr int64_t kWideDecodeRows = gpu::kMmaMaxTiles * gpu::kMmaMaxRows;
-int64_t decode_slice_rows(const LayerAttributes& a, DType dtype, bool fast_ok) {
-  FastGeometry geom;
-  return fast_ok && select_mma(a, dtype, kWideDecodeRows, true, &geom) >= 0 ? kWideDecodeRows : VPTQ_GEMV_MAX_M;
-}
 
 // Rows of X up to which M > VPTQ_GEMV_MAX_M still runs the decode path, as ceil(M / R) launches on
-// R-row slices (R = decode_slice_rows), instead of dequantizing W for a GEMM (gemm_cuda);
+// R-row slices (R = 16, or 8: call_plans), instead of dequantizing W for a GEMM (gemm_cuda);
 // VPTQ_GEMV_MAX_M = none. Only for fp16 / bf16 layouts whose decode kernel is a tensor-core kernel
 // (flat in M), where the measured crossover against dequantize + GEMM lies above 8 rows
 // (docs/kernels.md). VPTQ_GEMV_CHUNKED_MAX_M overrides (for sweeps; it also applies to the other
@@ -504,13 +500,6 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
                                   dtype_size(dtype) > dequant_chunk_bytes();
   if (!kGemvTable[entry].gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
   return a.vector_len == 16 ? kChunkedGatherWideMaxRows : kChunkedGatherMaxRows;
-}
-
-// The rows one launch of gemm_cuda's kernels sees: m itself, or the slice rows when M > 8 runs as
-// decode slices. fast_ok: weights 16-byte aligned (gemm_cuda_workspace_bytes assumes so).
-int64_t launch_rows(const LayerAttributes& a, DType dtype, int64_t m, bool fast_ok = true) {
-  if (m <= VPTQ_GEMV_MAX_M || m > chunked_decode_max_rows(a, dtype)) return m;
-  return std::min<int64_t>(m, decode_slice_rows(a, dtype, fast_ok));
 }
 
 // ------------------------------------------------------------------ workspace plan
@@ -533,15 +522,17 @@ struct Plan {
 
 size_t align_up(size_t n) { return (n + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign; }
 
-Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool fast_ok) {
+// decode: the decode path (M <= 8, or a slice of at most 16 rows for a tensor-core kernel's
+// 16-row variant, call_plans), else prefill. A decode plan for more than 8 rows without a
+// tensor-core kernel is a prefill plan (call_plans then slices by 8).
+Plan plan(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool fast_ok, bool decode) {
   Plan p;
   const size_t sz = dtype_size(dtype);
   const size_t I = static_cast<size_t>(a.in_features), O = static_cast<size_t>(a.out_features);
   p.prep = a.has_perm || a.has_norm;
   p.nparts = a.has_norm ? gpu::prep_parts(a.in_features) : 0;
-  // decode: M <= 8, or 9 <= M <= 16 rows (one slice of launch_rows) for a two-n-tile kernel
-  if (m <= VPTQ_GEMV_MAX_M || m <= chunked_decode_max_rows(a, dtype)) p.entry = select_mma(a, dtype, m, fast_ok, &p.geom);
-  p.gemv = m <= VPTQ_GEMV_MAX_M || p.entry >= 0;
+  if (decode) p.entry = select_mma(a, dtype, m, fast_ok, &p.geom);
+  p.gemv = decode && (m <= VPTQ_GEMV_MAX_M || p.entry >= 0);
   size_t off = 0;
   if (p.entry >= 0) {
     // tensor-core kernel: activations as T [m][I]; X itself unless perm / norm (prep, decode_mb
@@ -731,14 +722,25 @@ std::string blas_gemm(cublasHandle_t h, DType dt, const void* w, const void* act
 __global__ void empty_launch_kernel(GemvArgs) {}
 
 // The plans of one gemm_cuda call of m rows: *first for each launch of `rows` rows (the return
-// value: m, or the decode slice rows), *last for a shorter last slice (total 0 when there is
-// none). The workspace is the larger of the two totals (a 1- or 2-row last slice may take a
-// CUDA-core kernel with prepared activations where the full slices need none).
+// value: m; or, for 8 < M <= chunked_decode_max_rows, decode slices of 16 rows, 8 where no 16-row
+// kernel runs), *last for a shorter last slice (total 0 when there is none). The workspace is
+// the larger of the two totals (a 1- or 2-row last slice may take a CUDA-core kernel with
+// prepared activations where the full slices need none). fast_ok: weights 16-byte aligned
+// (gemm_cuda_workspace_bytes and gemm_cuda_kernel_name assume so).
 int64_t call_plans(const LayerAttributes& a, DType dtype, int64_t m, bool exact_ok, bool fast_ok, Plan* first,
                    Plan* last) {
-  const int64_t rows = launch_rows(a, dtype, m, fast_ok);
-  *first = plan(a, dtype, rows, exact_ok, fast_ok);
-  *last = m % rows ? plan(a, dtype, m % rows, exact_ok, fast_ok) : Plan{};
+  int64_t rows = m;
+  if (m <= VPTQ_GEMV_MAX_M || m > chunked_decode_max_rows(a, dtype)) {
+    *first = plan(a, dtype, m, exact_ok, fast_ok, m <= VPTQ_GEMV_MAX_M);
+  } else {
+    rows = std::min<int64_t>(m, kWideDecodeRows);
+    *first = plan(a, dtype, rows, exact_ok, fast_ok, true);
+    if (!first->gemv) {
+      rows = VPTQ_GEMV_MAX_M;
+      *first = plan(a, dtype, rows, exact_ok, fast_ok, true);
+    }
+  }
+  *last = m % rows ? plan(a, dtype, m % rows, exact_ok, fast_ok, true) : Plan{};
   return rows;
 }
 
@@ -767,7 +769,8 @@ size_t gemm_cuda_workspace_bytes(const LayerAttributes& a, DType dtype, int64_t 
 const char* gemm_cuda_kernel_name(const LayerAttributes& a, DType dtype, int64_t m) {
   if (!check_attributes(a).empty()) return "unsupported";
   if (m <= 0) return "none";
-  const Plan p = plan(a, dtype, launch_rows(a, dtype, m), true, true);
+  Plan p, last;
+  call_plans(a, dtype, m, true, true, &p, &last);
   if (!p.gemv)
     return prefill_name(dtype, gpu::dequant_tiles_supported(static_cast<int>(a.vector_len), static_cast<int>(a.group_size),
                                                             static_cast<int>(a.outlier_size),
