@@ -22,7 +22,7 @@ int gemv_mma_blocks_per_sm(size_t smem_bytes) {
 #define VPTQ_MMA_INSTANTIATE(T, P, NT)                                                       \
   template gpuError_t launch_gemv_mma<T, P, NT>(const GemvArgs&, size_t, int, gpuStream_t); \
   template int gemv_mma_blocks_per_sm<T, P, NT>(size_t);
-// (P, NT) = (1, 1), (2, 1), (1, 2): P = 2 with two n-tiles spills 72-272 bytes (ptxas, sm_90)
+// (P, NT) = (1, 1), (2, 1), (1, 2): P = 2 with two n-tiles spills (72-272-byte stack frames, ptxas, sm_90)
 VPTQ_MMA_INSTANTIATE(gpu_half, 1, 1)
 VPTQ_MMA_INSTANTIATE(gpu_half, 2, 1)
 VPTQ_MMA_INSTANTIATE(gpu_half, 1, 2)
