@@ -166,13 +166,19 @@ CONFIGS = {
     # holds 524 fp16 / 262 fp32 rows, rounded down to 512 / 256 (dispatch.cu,
     # kDequantChunkRowAlign = 128 only from 128 rows on: 256 = 2 x 128), index rows straddling
     "v6-k256-256-chunks-small": dict(in_features=1000, out_features=1500, v=6, k=256, k_res=256, bias=True),
+    # the tiled dequantizer (prefill.cu) on v = 8: several 512-row chunks under
+    # VPTQ_PREFILL_CHUNK_MB=1 with a ragged last index row; a tall layer whose 800 index rows x 2
+    # slabs of 256 tiles (the second half empty: 384 tiles per row) are ~4 work items per block,
+    # so each block's look-ahead load of the next item's index words crosses rows and slabs
+    "v8-k128-64-chunks-small": dict(in_features=1000, out_features=1500, v=8, k=128, k_res=64, bias=True),
+    "v8-k4096-256-tall": dict(in_features=3072, out_features=6400, v=8, k=4096, k_res=256),
 }
 QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-perm-norm",
                  "v12-k512-res32-outl-bias", "v3-k512-tall-all", "v8-k256-256-G2-ragged-fast",
                  "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536",
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
                  "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma", "v8-k8192-256-odd-perm-mma",
-                 "v8-k4096-G2-mma")
+                 "v8-k4096-G2-mma", "v8-k4096-256-tall")
 
 
 def _device_weights(layer, dtype):
@@ -442,7 +448,7 @@ def test_decode_slices_forced():
 def test_prefill_chunk_rows_rounded():
     """Prefill over dequantization chunks whose row count is rounded down to a multiple of 128
     (VPTQ_PREFILL_CHUNK_MB=1 in a fresh interpreter: 3 chunks of 512 rows for fp16 / bf16, 6 of
-    256 for fp32, on a 1500 x 1000 v6 layer) against the fp64 reference."""
+    256 for fp32, on 1500 x 1000 v6 and v8 layers) against the fp64 reference."""
     _kernels()
     _run_child_tests("matches_fp64 and chunks-small", VPTQ_PREFILL_CHUNK_MB="1")
 

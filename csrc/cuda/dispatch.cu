@@ -886,7 +886,7 @@ std::string run_plan(const LayerAttributes& a, const LayerTensors& t, DType dtyp
   const size_t sz = dtype_size(dtype);
   for (int64_t row0 = 0; row0 < O; row0 += p.chunk_rows) {
     const int rows = static_cast<int>(std::min<int64_t>(p.chunk_rows, O - row0));
-    e = gpu::launch_dequant_rows(dtype, L, wbuf, static_cast<int>(row0), rows, stream);
+    e = gpu::launch_dequant_rows(dtype, L, wbuf, static_cast<int>(row0), rows, multiprocessors(), stream);
     if (e != gpuSuccess) return launch_error("dequant_rows", e);
 #if VPTQ_HAS_BLAS && !VPTQ_HIP
     if (blas_handle) {

@@ -16,7 +16,7 @@ gpuError_t launch_gemv_fast(const GemvArgs& a, size_t smem_bytes, int grid, gpuS
 
 template <typename T, int V, int IB, int RB, int MB>
 int gemv_fast_blocks_per_sm(size_t smem_bytes) {
-  return decode_blocks_per_sm(gemv_fast_kernel<T, V, IB, RB, MB>, kFastThreads, kSmemDefaultBytes, smem_bytes);
+  return resident_blocks_per_sm(gemv_fast_kernel<T, V, IB, RB, MB>, kFastThreads, kSmemDefaultBytes, smem_bytes);
 }
 
 }  // namespace gpu

@@ -19,7 +19,7 @@ gpuError_t launch_gemv(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream
 
 template <typename T, int VT, int MB, int R, bool EXACT>
 int gemv_blocks_per_sm(size_t smem_bytes) {
-  return decode_blocks_per_sm(gemv_kernel<T, VT, MB, R, EXACT>, kGemvThreads, kGemvSmemOptInAbove, smem_bytes);
+  return resident_blocks_per_sm(gemv_kernel<T, VT, MB, R, EXACT>, kGemvThreads, kGemvSmemOptInAbove, smem_bytes);
 }
 
 }  // namespace gpu

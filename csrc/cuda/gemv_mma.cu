@@ -16,7 +16,7 @@ gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuSt
 // Resident blocks per SM (the variants share __launch_bounds__ and shared memory).
 template <typename T, int P, int NT>
 int gemv_mma_blocks_per_sm(size_t smem_bytes) {
-  return decode_blocks_per_sm(gemv_mma_kernel<T, true, false, P, NT>, kMmaThreads, kSmemDefaultBytes, smem_bytes);
+  return resident_blocks_per_sm(gemv_mma_kernel<T, true, false, P, NT>, kMmaThreads, kSmemDefaultBytes, smem_bytes);
 }
 
 #define VPTQ_MMA_INSTANTIATE(T, P, NT)                                                       \

@@ -87,14 +87,33 @@ __device__ __forceinline__ uint32_t read_code(const uint32_t* __restrict__ row, 
 }
 
 // The same decode in 32-bit arithmetic for the hot loop (c * bits < 2^32 for every row the
-// kernels accept); the second word is read only when the layout lets codes straddle words.
-__device__ __forceinline__ uint32_t read_code32(const uint32_t* __restrict__ row, int c, const LayerView& L) {
-  if (L.bits == 0) return 0u;
+// kernels accept); the second word is read only when the layout lets codes straddle words. Split
+// in two for kernels that load the words of a later step early: load_code_words reads the one or
+// two words code `c` lives in, decode_code_words extracts the code from them.
+struct CodeWords {
+  uint32_t lo = 0u, hi = 0u;
+};
+
+__device__ __forceinline__ CodeWords load_code_words(const uint32_t* __restrict__ row, int c, const LayerView& L) {
+  CodeWords cw;
+  if (L.bits == 0) return cw;  // no words at all
   const uint32_t bit = static_cast<uint32_t>(c) * static_cast<uint32_t>(L.bits);
   const uint32_t w = bit >> 5, sh = bit & 31u;
-  uint32_t v = row[w] >> sh;
-  if (L.straddles && sh + static_cast<uint32_t>(L.bits) > 32u) v |= row[w + 1] << (32u - sh);
+  cw.lo = row[w];
+  if (L.straddles && sh + static_cast<uint32_t>(L.bits) > 32u) cw.hi = row[w + 1];
+  return cw;
+}
+
+__device__ __forceinline__ uint32_t decode_code_words(CodeWords cw, int c, const LayerView& L) {
+  if (L.bits == 0) return 0u;
+  const uint32_t sh = (static_cast<uint32_t>(c) * static_cast<uint32_t>(L.bits)) & 31u;
+  uint32_t v = cw.lo >> sh;
+  if (L.straddles && sh + static_cast<uint32_t>(L.bits) > 32u) v |= cw.hi << (32u - sh);
   return v & L.code_mask;
+}
+
+__device__ __forceinline__ uint32_t read_code32(const uint32_t* __restrict__ row, int c, const LayerView& L) {
+  return decode_code_words(load_code_words(row, c, L), c, L);
 }
 
 __device__ __forceinline__ uint32_t res_part(uint32_t code, const LayerView& L) {

@@ -10,14 +10,17 @@
 //                   constant c[m] = sum_p parts[m, p] is added in the GEMV / GEMM epilogue:
 //                   x·(Ws*scale + bias) = (x*scale)·Ws + x·bias.
 // dequant_tiles     the fast dequantizer (V in VPTQ_DEQUANT_TILE_VECTOR_LENS, gs, os, I multiples of 8,
-//                   codebooks aligned to their row size): grid (tiles of 8 codes / 256, index
-//                   rows). Thread t of block (bx, r) decodes the 8 consecutive codes q = 8*tile
-//                   ... 8*tile + 7 of index row r (one group: gs % 8 == 0), gathers their main
-//                   (+ residual) rows with the widest aligned vector loads, sums in fp32 and
-//                   writes the 8 x V tile as V 16-byte row segments Ws[r*v + j, os + q ...] (8
-//                   columns of T; fp32: two 16-byte stores): a warp writes 512 contiguous bytes
-//                   of each output row, the "transpose" is register naming only (the V x 8 tile
-//                   lives in registers, at most 8 rows at a time). No 64-bit division.
+//                   codebooks aligned to their row size). Work item = 256 consecutive 8-code
+//                   tiles of one index row; a 1-D grid of one wave of resident blocks, block b
+//                   takes items b, b + gridDim.x, ... Thread t of an item decodes the 8
+//                   consecutive codes q = 8*tile ... 8*tile + 7 of index row r (one group: gs %
+//                   8 == 0), gathers their main (+ residual) rows with the widest aligned vector
+//                   loads, sums in fp32 and writes the 8 x V tile as V 16-byte row segments
+//                   Ws[r*v + j, os + q ...] (8 columns of T; fp32: two 16-byte stores): a warp
+//                   writes 512 contiguous bytes of each output row, the "transpose" is register
+//                   naming only (the V x 8 tile lives in registers, at most 8 rows at a time).
+//                   The index words of the thread's next item are loaded before the current
+//                   item's gathers. No 64-bit division.
 // dequant_rows      the generic dequantizer: 1-D grid-stride over (index row r, stored code q =
 //                   g*gs + c): one thread decodes one code and writes its v weights
 //                   Ws[r*v + j, os + q] (fp32 sum of main + residual centroid, rounded once to
@@ -33,6 +36,7 @@
 #include <cstdint>
 
 #include "env_knob.h"
+#include "kernel_launch.h"
 
 namespace vptq {
 namespace gpu {
@@ -119,7 +123,11 @@ __global__ void __launch_bounds__(kDequantThreads)
 
 // ---- dequant_tiles: see the file comment
 constexpr int kTileCodes = 8;  // codes per thread = columns of one 16-byte store (16-bit T)
-constexpr int kDequantTileMinBlocks = 3;  // <= 85 registers (94 unbounded; H100: same speed +-2%)
+// Resident blocks of dequant_tiles per multiprocessor the registers must allow: 3 (<= 80
+// registers) for V <= 8, 2 (<= 128) for V = 12 / 16, whose codes stay live across two 8-row slabs
+// (3 blocks: 264-560 bytes of spill stores).
+template <int V>
+constexpr int dequant_tile_min_blocks() { return V > 8 ? 2 : 3; }
 // The vector lengths dequant_tiles is compiled for (X-macro: instantiation and dispatch).
 #define VPTQ_DEQUANT_TILE_VECTOR_LENS(X) X(2) X(4) X(6) X(8) X(12) X(16)
 
@@ -137,9 +145,8 @@ __device__ __forceinline__ void store8(T* __restrict__ dst, const T (&vals)[kTil
 // kept as T: 8 x N halves = 32 registers for N = 8), store one 8-column segment per row.
 template <typename T, int V, int J0, int N>
 __device__ __forceinline__ void dequant_tile_rows(const T* __restrict__ cb, const T* __restrict__ rcb,
-                                                  const uint32_t (&main)[kTileCodes],
-                                                  const uint32_t (&res)[kTileCodes], T* __restrict__ out,
-                                                  int64_t ld, int first_row, int row_end) {
+                                                  const uint32_t (&codes)[kTileCodes], const LayerView& L,
+                                                  T* __restrict__ out, int64_t ld, int first_row, int row_end) {
   constexpr int kRowBytes = V * static_cast<int>(sizeof(T));
   // alignment of row J0 of an entry: entries are kRowBytes apart from a base aligned to that
   constexpr int kAlign = J0 == 0 ? lowest_bit(kRowBytes)
@@ -148,10 +155,10 @@ __device__ __forceinline__ void dequant_tile_rows(const T* __restrict__ cb, cons
 #pragma unroll
   for (int c = 0; c < kTileCodes; ++c) {
     float w[N];
-    load_aligned_row<T, N, kAlign>(cb + static_cast<size_t>(main[c]) * V + J0, w);
+    load_aligned_row<T, N, kAlign>(cb + static_cast<size_t>(codes[c] & L.main_mask) * V + J0, w);
     if (rcb) {
       float r[N];
-      load_aligned_row<T, N, kAlign>(rcb + static_cast<size_t>(res[c]) * V + J0, r);
+      load_aligned_row<T, N, kAlign>(rcb + static_cast<size_t>(res_part(codes[c], L)) * V + J0, r);
 #pragma unroll
       for (int j = 0; j < N; ++j) w[j] += r[j];
     }
@@ -165,32 +172,64 @@ __device__ __forceinline__ void dequant_tile_rows(const T* __restrict__ cb, cons
   }
 }
 
+// One work item of dequant_tiles: the 8-code tile `tile` of index row ri (of the chunk); tiles
+// past the row's end (the last 256-tile slab of a row) do nothing.
+struct TileItem {
+  int ri = 0, tile = 0;
+};
+
+__device__ __forceinline__ TileItem tile_item(int item, int slabs_per_row) {
+  TileItem t;
+  t.ri = item / slabs_per_row;
+  t.tile = (item - t.ri * slabs_per_row) * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x);
+  return t;
+}
+
+// The words holding the 8 codes (main | residual bits) of one tile: loaded one item ahead and
+// decoded when the item is worked on, so their DRAM latency hides behind the current item's
+// gathers and stores instead of being waited for right after the loads issue.
+__device__ __forceinline__ void load_tile_words(const LayerView& L, int r, int q, CodeWords (&words)[kTileCodes]) {
+  const int g = q / L.group_size, c0 = q - g * L.group_size;
+  const uint32_t* prow = L.packed + (static_cast<size_t>(g) * L.index_rows + r) * L.words_per_row;
+#pragma unroll
+  for (int c = 0; c < kTileCodes; ++c) words[c] = load_code_words(prow, c0 + c, L);
+}
+
+// Block b works through items b, b + gridDim.x, ... of the n_idx x slabs_per_row items (item =
+// 256 consecutive tiles of one index row, one per thread); the grid is one wave of resident
+// blocks, so every block has the same number of items within one.
 template <typename T, int V>
-__global__ void __launch_bounds__(kDequantThreads, kDequantTileMinBlocks)
+__global__ void __launch_bounds__(kDequantThreads, dequant_tile_min_blocks<V>())
     dequant_tiles_kernel(LayerView L, T* __restrict__ ws, int row0, int rows, int r_begin, int n_idx) {
   const int tiles_per_row = L.groups * L.group_size / kTileCodes;
-  const int tile = blockIdx.x * blockDim.x + threadIdx.x;
-  if (tile >= tiles_per_row) return;
-  const int q = tile * kTileCodes;
-  const int g = q / L.group_size, c0 = q - g * L.group_size;
-  const T* cb = static_cast<const T*>(L.cb) + static_cast<size_t>(g) * L.k * V;
-  const T* rcb = L.rcb ? static_cast<const T*>(L.rcb) + static_cast<size_t>(g) * L.k_res * V : nullptr;
+  const int slabs_per_row = (tiles_per_row + static_cast<int>(blockDim.x) - 1) / static_cast<int>(blockDim.x);
+  const int items = n_idx * slabs_per_row;
   const int row_end = min(rows, L.out_features - row0);
-  for (int ri = blockIdx.y; ri < n_idx; ri += gridDim.y) {
-    const int r = r_begin + ri;
-    const uint32_t* prow = L.packed + (static_cast<size_t>(g) * L.index_rows + r) * L.words_per_row;
-    uint32_t main[kTileCodes], res[kTileCodes];
+  CodeWords words[kTileCodes];
+  int item = blockIdx.x;
+  TileItem cur = tile_item(item, slabs_per_row);
+  if (item < items && cur.tile < tiles_per_row) load_tile_words(L, r_begin + cur.ri, cur.tile * kTileCodes, words);
+  for (; item < items; item += gridDim.x) {
+    const TileItem next = tile_item(item + gridDim.x, slabs_per_row);
+    if (cur.tile < tiles_per_row) {
+      uint32_t codes[kTileCodes];
+      const int q = cur.tile * kTileCodes;
+      const int g = q / L.group_size, c0 = q - g * L.group_size;
 #pragma unroll
-    for (int c = 0; c < kTileCodes; ++c) {
-      const uint32_t code = read_code32(prow, c0 + c, L);
-      main[c] = code & L.main_mask;
-      res[c] = rcb ? res_part(code, L) : 0u;
+      for (int c = 0; c < kTileCodes; ++c) codes[c] = decode_code_words(words[c], c0 + c, L);
+      if (item + static_cast<int>(gridDim.x) < items && next.tile < tiles_per_row)
+        load_tile_words(L, r_begin + next.ri, next.tile * kTileCodes, words);
+      const T* cb = static_cast<const T*>(L.cb) + static_cast<size_t>(g) * L.k * V;
+      const T* rcb = L.rcb ? static_cast<const T*>(L.rcb) + static_cast<size_t>(g) * L.k_res * V : nullptr;
+      T* out = ws + L.outlier_size + q;
+      const int first_row = (r_begin + cur.ri) * V - row0;
+      constexpr int kFirst = V < 8 ? V : 8;
+      dequant_tile_rows<T, V, 0, kFirst>(cb, rcb, codes, L, out, L.in_features, first_row, row_end);
+      if constexpr (V > 8) dequant_tile_rows<T, V, 8, V - 8>(cb, rcb, codes, L, out, L.in_features, first_row, row_end);
+    } else if (item + static_cast<int>(gridDim.x) < items && next.tile < tiles_per_row) {
+      load_tile_words(L, r_begin + next.ri, next.tile * kTileCodes, words);
     }
-    T* out = ws + L.outlier_size + q;
-    const int first_row = r * V - row0;
-    constexpr int kFirst = V < 8 ? V : 8;
-    dequant_tile_rows<T, V, 0, kFirst>(cb, rcb, main, res, out, L.in_features, first_row, row_end);
-    if constexpr (V > 8) dequant_tile_rows<T, V, 8, V - 8>(cb, rcb, main, res, out, L.in_features, first_row, row_end);
+    cur = next;
   }
 }
 
@@ -331,16 +370,28 @@ bool tiles_aligned(const LayerView& L, size_t elem, const void* ws) {
   return aligned_to(ws, 16) && aligned_to(L.cb, align) && (!L.rcb || aligned_to(L.rcb, align));
 }
 
+template <typename T, int V>
+gpuError_t launch_dequant_tiles_v(const LayerView& L, T* ws, int row0, int rows, int r_begin, int n_idx,
+                                  int multiprocessors, gpuStream_t stream) {
+  auto kernel = dequant_tiles_kernel<T, V>;
+  // resident blocks per multiprocessor (dequant_tile_min_blocks), asked once per instantiation
+  static const int per_sm = resident_blocks_per_sm(kernel, kDequantThreads, kSmemDefaultBytes, 0);
+  if (per_sm == 0) return gpuErrorInvalidValue;
+  const int tiles = L.groups * L.group_size / kTileCodes;
+  const int64_t items = static_cast<int64_t>(n_idx) * ((tiles + kDequantThreads - 1) / kDequantThreads);
+  const int64_t resident = static_cast<int64_t>(per_sm) * std::max(1, multiprocessors);
+  const int grid = static_cast<int>(std::max<int64_t>(1, std::min(items, resident)));
+  kernel<<<grid, kDequantThreads, 0, stream>>>(L, ws, row0, rows, r_begin, n_idx);
+  return gpuGetLastError();
+}
+
 template <typename T>
 gpuError_t launch_dequant_tiles(const LayerView& L, T* ws, int row0, int rows, int r_begin, int n_idx,
-                                gpuStream_t stream) {
-  const int tiles = L.groups * L.group_size / kTileCodes;
-  const dim3 grid((tiles + kDequantThreads - 1) / kDequantThreads, std::min(n_idx, 65535));
+                                int multiprocessors, gpuStream_t stream) {
   switch (L.v) {
-#define VPTQ_DEQUANT_TILES_CASE(V)                                                                      \
-  case V:                                                                                            \
-    dequant_tiles_kernel<T, V><<<grid, kDequantThreads, 0, stream>>>(L, ws, row0, rows, r_begin, n_idx); \
-    return gpuGetLastError();
+#define VPTQ_DEQUANT_TILES_CASE(V) \
+  case V:                         \
+    return launch_dequant_tiles_v<T, V>(L, ws, row0, rows, r_begin, n_idx, multiprocessors, stream);
     VPTQ_DEQUANT_TILE_VECTOR_LENS(VPTQ_DEQUANT_TILES_CASE)
 #undef VPTQ_DEQUANT_TILES_CASE
     default: return gpuErrorInvalidValue;  // dequant_uses_tiles said no
@@ -361,7 +412,7 @@ bool dequant_tiles_supported(int v, int group_size, int outlier_size, int in_fea
 }
 
 gpuError_t launch_dequant_rows(DType dt, const LayerView& L, void* ws, int row0, int rows,
-                               gpuStream_t stream) {
+                               int multiprocessors, gpuStream_t stream) {
   const int r_begin = row0 / L.v;
   const int r_end = (row0 + rows + L.v - 1) / L.v;
   const int n_idx = r_end - r_begin;
@@ -371,7 +422,7 @@ gpuError_t launch_dequant_rows(DType dt, const LayerView& L, void* ws, int row0,
     using T = decltype(tag);
     const int64_t codes = static_cast<int64_t>(L.groups) * L.group_size;
     if (codes > 0 && tiles) {
-      gpuError_t e = launch_dequant_tiles<T>(L, static_cast<T*>(ws), row0, rows, r_begin, n_idx, stream);
+      gpuError_t e = launch_dequant_tiles<T>(L, static_cast<T*>(ws), row0, rows, r_begin, n_idx, multiprocessors, stream);
       if (e != gpuSuccess) return e;
     } else if (codes > 0) {
       dequant_rows_kernel<T><<<grid_for(n_idx * codes, kDequantThreads), kDequantThreads, 0, stream>>>(

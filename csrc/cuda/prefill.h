@@ -39,8 +39,9 @@ gpuError_t launch_prep_activations(DType dt, const void* x, const int32_t* perm,
 bool dequant_tiles_supported(int v, int group_size, int outlier_size, int in_features);
 
 // Ws[o - row0, s] (stored column order, no perm / norm) for rows o in [row0, row0 + rows), T.
+// `multiprocessors` sizes the tiled dequantizer's grid (one wave of resident blocks).
 gpuError_t launch_dequant_rows(DType dt, const LayerView& L, void* ws, int row0, int rows,
-                               gpuStream_t stream);
+                               int multiprocessors, gpuStream_t stream);
 
 // Y[m, row0 + o] = T(sum_s A[m, s] * B[o, s] + c[m] + bias[row0 + o]) for o < rows, m < M.
 // A [M, K] T (lda = K), B [rows, K] T, Y with row stride ldy; fp32 accumulation.

@@ -30,7 +30,7 @@ for step in $steps; do
     test)
       timeout 540 $py -m pytest -q -x -p no:cacheprovider tests/test_cuda_kernels.py 2>&1 | tee "$OUT/pytest.log" | tail -25 ;;
     memcheck|racecheck)
-      VPTQ_CUDA_TEST_QUICK=1 timeout 150 compute-sanitizer --tool $step --error-exitcode 7 \
+      VPTQ_CUDA_TEST_QUICK=1 timeout 300 compute-sanitizer --tool $step --error-exitcode 7 \
         $py -m pytest -q -x -p no:cacheprovider tests/test_cuda_kernels.py -k matches_fp64 \
         > "$OUT/$step.log" 2>&1; echo "$step exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed|failed" "$OUT/$step.log" | tail -5 ;;
     bench)
