@@ -9,23 +9,11 @@ written by `benchmarks/bench_kernels.py --out TABLE.md`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-
-def read_rows(path: str) -> tuple[str, list[dict]]:
-    """(card line, table rows as dicts) of a bench_kernels.py markdown table."""
-    lines = open(path).read().splitlines()
-    card = next((l for l in lines if l.startswith("card:")), "")
-    header, rows = None, []
-    for line in lines:
-        if not line.startswith("|"):
-            continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if header is None:
-            header = cells
-        elif not set(cells[0]) <= set("-"):
-            rows.append(dict(zip(header, cells)))
-    return card, rows
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_table import read_rows  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # csrc/cuda/tools/device_check.sh: one GPU-host session for the CUDA kernels: build (sm_90 only),
 # kernel tests, compute-sanitizer memcheck + racecheck on the quick subset, benchmark.
-#   bash csrc/cuda/tools/device_check.sh [steps...]   steps: build baseline-build test memcheck racecheck bench benchq ncu
+#   bash csrc/cuda/tools/device_check.sh [steps...]   steps: build baseline-build test memcheck racecheck bench benchq ab ncu
 # Logs go to $OUT (the device tool's folder) or ./build/device-out.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
@@ -37,6 +37,22 @@ for step in $steps; do
       timeout 420 $py benchmarks/bench_kernels.py --out "$OUT/bench.md" > "$OUT/bench.log" 2>&1; echo "bench exit $?"; tail -5 "$OUT/bench.log" ;;
     benchq)
       timeout 200 $py benchmarks/bench_kernels.py --quick --out "$OUT/bench_quick.md" > "$OUT/bench_quick.log" 2>&1; echo "bench exit $?"; tail -3 "$OUT/bench_quick.log" ;;
+    ab)
+      # Same-call A/B of the baseline (baseline-build first) against this tree: AB_REPS rounds of
+      # bench_kernels.py AB_ARGS on each, alternating, with AB_ENV set for both; tables
+      # base_N.md / new_N.md and their side-by-side ab.md (benchmarks/compare_runs.py) in $OUT.
+      src=${BASELINE_SRC:-build/baseline-src}
+      eval "ab_args=(${AB_ARGS:-})" && eval "ab_env=(${AB_ENV:-})" || exit 1  # shell quoting, e.g. --shapes "8B up"
+      base=() new=()
+      for rep in $(seq 1 "${AB_REPS:-2}"); do
+        for side in base new; do
+          if [ $side = base ]; then root=$src; else root=$PWD; fi
+          env "${ab_env[@]}" PYTHONPATH=$root timeout 200 $py $root/benchmarks/bench_kernels.py "${ab_args[@]}" \
+            --out "$OUT/${side}_$rep.md" > "/tmp/ab_${side}_$rep.log" 2>&1 || { echo "$side $rep failed"; tail -5 "/tmp/ab_${side}_$rep.log"; }
+        done
+        base+=("$OUT/base_$rep.md"); new+=("$OUT/new_$rep.md")
+      done
+      (IFS=,; $py benchmarks/compare_runs.py "before=${base[*]}" "after=${new[*]}") > "$OUT/ab.md"; cat "$OUT/ab.md" ;;
     ncu)
       # NCU_CASES: config:kernel-regex:M, one profiled launch each (shape NCU_SHAPE, default 8B up)
       for case in ${NCU_CASES:-v8-k256-256:gemv_mma:1 v8-k4096-256:gemv_fast:1 v8-k65536:gemv_fast:1 v8-k256-256:dequant:512}; do
