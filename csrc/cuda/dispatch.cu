@@ -884,9 +884,10 @@ std::string run_plan(const LayerAttributes& a, const LayerTensors& t, DType dtyp
   const void* act = p.prep ? static_cast<const void*>(ws + p.xs_off) : x;
   void* wbuf = ws + p.w_off;
   const size_t sz = dtype_size(dtype);
+  const int sms = multiprocessors();
   for (int64_t row0 = 0; row0 < O; row0 += p.chunk_rows) {
     const int rows = static_cast<int>(std::min<int64_t>(p.chunk_rows, O - row0));
-    e = gpu::launch_dequant_rows(dtype, L, wbuf, static_cast<int>(row0), rows, multiprocessors(), stream);
+    e = gpu::launch_dequant_rows(dtype, L, wbuf, static_cast<int>(row0), rows, sms, stream);
     if (e != gpuSuccess) return launch_error("dequant_rows", e);
 #if VPTQ_HAS_BLAS && !VPTQ_HIP
     if (blas_handle) {

@@ -20,7 +20,7 @@ gpuError_t launch_gemv_mma_gather(const GemvArgs& a, size_t smem_bytes, int grid
 template <typename T, int V, int IB, int RB, int NT>
 int gemv_mma_gather_blocks_per_sm(size_t smem_bytes) {
   return resident_blocks_per_sm(gemv_mma_gather_kernel<T, true, false, V, IB, RB, NT>, kMmaThreads, kSmemDefaultBytes,
-                              smem_bytes);
+                                smem_bytes);
 }
 
 #define VPTQ_MMA_GATHER_INSTANTIATE_NT(T, V, IB, RB, NT)                                                   \

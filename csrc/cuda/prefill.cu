@@ -126,8 +126,7 @@ constexpr int kTileCodes = 8;  // codes per thread = columns of one 16-byte stor
 // Resident blocks of dequant_tiles per multiprocessor the registers must allow: 3 (<= 80
 // registers) for V <= 8, 2 (<= 128) for V = 12 / 16, whose codes stay live across two 8-row slabs
 // (3 blocks: 264-560 bytes of spill stores).
-template <int V>
-constexpr int dequant_tile_min_blocks() { return V > 8 ? 2 : 3; }
+__host__ __device__ constexpr int dequant_tile_min_blocks(int v) { return v > 8 ? 2 : 3; }
 // The vector lengths dequant_tiles is compiled for (X-macro: instantiation and dispatch).
 #define VPTQ_DEQUANT_TILE_VECTOR_LENS(X) X(2) X(4) X(6) X(8) X(12) X(16)
 
@@ -199,7 +198,7 @@ __device__ __forceinline__ void load_tile_words(const LayerView& L, int r, int q
 // 256 consecutive tiles of one index row, one per thread); the grid is one wave of resident
 // blocks, so every block has the same number of items within one.
 template <typename T, int V>
-__global__ void __launch_bounds__(kDequantThreads, dequant_tile_min_blocks<V>())
+__global__ void __launch_bounds__(kDequantThreads, dequant_tile_min_blocks(V))
     dequant_tiles_kernel(LayerView L, T* __restrict__ ws, int row0, int rows, int r_begin, int n_idx) {
   const int tiles_per_row = L.groups * L.group_size / kTileCodes;
   const int slabs_per_row = (tiles_per_row + static_cast<int>(blockDim.x) - 1) / static_cast<int>(blockDim.x);
