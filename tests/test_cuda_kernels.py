@@ -152,12 +152,16 @@ CONFIGS = {
     "v16-k65536-65536-tall-mma": dict(in_features=256, out_features=8208, v=16, k=65536, k_res=65536),
     # the gather kernel for 12 / 13-bit main codes (20 / 21-bit codes with the residual: funnel
     # shifts across words): bias, an odd index-row count with perm and a partial last chunk,
-    # bf16 + norm, G = 2 without residual, split-K
+    # bf16 + norm, G = 2 without residual, split-K. With G = 1 these run its staged-main variant
+    # (main codebook in shared memory; test_mma_gather_kernel_gathering_main runs them gathered);
+    # G = 2 keeps the gathering one
     "v8-k4096-256-mma": dict(in_features=2048, out_features=136, v=8, k=4096, k_res=256, bias=True),
     "v8-k8192-256-odd-perm-mma": dict(in_features=1056, out_features=120, v=8, k=8192, k_res=256, perm=True),
     "v8-k4096-256-norm-mma": dict(in_features=1024, out_features=64, v=8, k=4096, k_res=256, norm=True),
     "v8-k4096-G2-mma": dict(in_features=576, out_features=72, v=8, k=4096, group_num=2, bias=True),
     "v8-k8192-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=8192, k_res=256),
+    "v8-k4096-odd-perm-mma": dict(in_features=1056, out_features=120, v=8, k=4096, perm=True, bias=True),
+    "v8-k4096-tall-mma": dict(in_features=256, out_features=8200, v=8, k=4096),
     # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
     # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
@@ -178,7 +182,7 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536",
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
                  "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma", "v8-k8192-256-odd-perm-mma",
-                 "v8-k4096-G2-mma", "v8-k4096-256-tall")
+                 "v8-k4096-G2-mma", "v8-k4096-256-tall", "v8-k4096-odd-perm-mma")
 
 
 def _device_weights(layer, dtype):
@@ -238,6 +242,8 @@ def test_gemm_cuda_matches_fp64_reference(config):
                 if FORCED_PAIRS and what.endswith(">") and "kernel=vptq_gemv_mma<" in what:
                     # P = 2 has no two-n-tile variant: M > 8 then runs 8-row slices of P = 2
                     assert re.search(rf",P={FORCED_PAIRS}(,MB=16)?>$", what), f"{what}: VPTQ_GEMV_MMA_PAIRS ignored"
+                if os.environ.get("VPTQ_GEMV_MMA_STAGE_MAIN") == "0":
+                    assert ",cb=smem>" not in what, f"{what}: VPTQ_GEMV_MMA_STAGE_MAIN=0 ignored"
                 if GATHER_AT_M1 and m == 1 and dtype != torch.float32 and not (spec.enable_norm and dtype == torch.float16):
                     assert "kernel=vptq_gemv_mma_gather<" in what, f"{what}: VPTQ_GEMV_MMA_GATHER_MIN_M ignored"
                 y1 = _run(mod, attrs, dtype, xd, weights, use_blas)
@@ -340,15 +346,24 @@ def test_mma_kernel_dispatch():
     assert mod.gemm_cuda_kernel_name(norm, "float16", 1) == "vptq_gemv_fast<float16,V=8,IB=8,RB=8,MB=1>"
 
 
-def _gather_name(dt, rb, v=8, ib=16, rows=8):
-    """The gather kernel's name: one n-tile (M <= 8) or two (rows=16: 9 <= M <= 16 per launch)."""
-    return f"vptq_gemv_mma_gather<{dt},V={v},IB={ib},RB={rb}{',MB=16' if rows == 16 else ''}>"
+def _gather_name(dt, rb, v=8, ib=16, rows=8, staged=False):
+    """The gather kernel's name: one n-tile (M <= 8) or two (rows=16: 9 <= M <= 16 per launch);
+    staged: its staged-main variant (main codebook in shared memory)."""
+    return (f"vptq_gemv_mma_gather<{dt},V={v},IB={ib},RB={rb}{',MB=16' if rows == 16 else ''}"
+            f"{',cb=smem' if staged else ''}>")
+
+
+def _stage_main_expected():
+    """The 12-bit layouts (v8-k4096, v8-k4096-256) with G = 1 run the gather kernel's staged-main
+    variant from M = 2, unless VPTQ_GEMV_MMA_STAGE_MAIN=0 (dispatch.cu, kMmaStageMainMinRows)."""
+    return os.environ.get("VPTQ_GEMV_MMA_STAGE_MAIN", "1") != "0"
 
 
 def test_mma_gather_kernel_dispatch():
     """The gather layouts (v8-k65536, v8-k65536-256, v16-k65536-65536, v8-k4096, v8-k4096-256,
     v8-k8192-256) take the tensor-core gather kernel for 2 <= M <= 8 (fp16 / bf16; M = 1 the fast
-    kernel), G = 1 when the residual is the staged 256-row one, not fp16 + norm (dispatch.cu)."""
+    kernel), G = 1 when the residual is the staged 256-row one, not fp16 + norm; the 12-bit ones
+    with G = 1 its staged-main variant (dispatch.cu)."""
     mod = _kernels()
     if not _mma_expected() or "VPTQ_GEMV_MMA_GATHER_MIN_M" in os.environ:
         pytest.skip("tensor-core decode kernels off (device below sm_80, VPTQ_GEMV_MMA=0) or moved")
@@ -356,19 +371,21 @@ def test_mma_gather_kernel_dispatch():
                              (8, 13, 256, 8)):
         attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=v, k=2**ib,
                                                            k_res=k_res)).as_dict()
+        staged = ib == 12 and _stage_main_expected()
         for dt in ("float16", "bfloat16"):
             assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V={v},IB={ib},RB={rb},MB=1>"
-            # 12 / 13-bit main codes with the 256-row residual: from M = 3 (generic measured faster at M = 2)
-            first = 3 if ib < 16 and rb == 8 else 2
+            # 12 / 13-bit main codes with the 256-row residual, gathered: from M = 3 (generic
+            # measured faster at M = 2); staged main: from M = 2
+            first = 3 if ib < 16 and rb == 8 and not staged else 2
             if first == 3:
                 assert mod.gemm_cuda_kernel_name(attrs, dt, 2) == f"vptq_gemv<{dt},VT=8,MB=2,R=1,exact=true>"
             for m in (first, 5, 8):
-                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib)
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib, staged=staged)
             # M = 9 .. 16: one launch of the two-n-tile variant; then 16-row slices up to 32 for
-            # V = 16, else prefill
-            last = 32 if v == 16 else 16
+            # V = 16 and the staged-main v8-k4096, else prefill
+            last = 32 if v == 16 or (staged and rb == 0) else 16
             for m in (9, 16, last):
-                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib, rows=16)
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == _gather_name(dt, rb, v, ib, rows=16, staged=staged)
             assert mod.gemm_cuda_kernel_name(attrs, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
         assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
         assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0
@@ -451,6 +468,16 @@ def test_prefill_chunk_rows_rounded():
     256 for fp32, on 1500 x 1000 v6 and v8 layers) against the fp64 reference."""
     _kernels()
     _run_child_tests("matches_fp64 and chunks-small", VPTQ_PREFILL_CHUNK_MB="1")
+
+
+def test_mma_gather_kernel_gathering_main():
+    """The gathering variant of the 12 / 13-bit layouts with G = 1, which dispatch gives to the
+    staged-main variant: VPTQ_GEMV_MMA_STAGE_MAIN=0 in a fresh interpreter; the child asserts that
+    no staged-main kernel ran."""
+    _kernels()
+    if not _mma_expected():
+        pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
+    _run_child_tests("matches_fp64 and (mma or fast) and (k4096 or k8192)", VPTQ_GEMV_MMA_STAGE_MAIN="0")
 
 
 def test_mma_gather_kernel_at_one_row():

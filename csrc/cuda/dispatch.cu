@@ -12,7 +12,8 @@
 //                                    VPTQ_GEMV_MMA_LAYOUTS (gemv_fast_table.h), no outliers,
 //                                    group_size % 32 == 0, codebooks 16-byte aligned, not fp16
 //                                    with norm (x' = X * scale could overflow fp16: hi / lo split
-//                                    only for bf16), shared memory fits kMmaMaxSmemBytes.
+//                                    only for bf16), shared memory fits kMmaMaxSmemBytes and
+//                                    the device's per-block opt-in limit (smem_per_block_limit).
 //                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
 //                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold.
 //     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; 3 <= M
@@ -21,6 +22,10 @@
 //                                    (v8-k65536, v8-k65536-256, v16-k65536-65536, v8-k4096,
 //                                    v8-k4096-256, v8-k8192-256): same conditions as the mma
 //                                    kernel, the 256-row residual only with G = 1 (one staged copy).
+//                                    Its staged-main variant (main codebook in shared memory)
+//                                    replaces it for VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS (v8-k4096,
+//                                    v8-k4096-256) with G = 1, from M = 2 (kMmaStageMainMinRows;
+//                                    VPTQ_GEMV_MMA_STAGE_MAIN=0 turns it off).
 //                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
 //     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
 //                                    is one of gemv_fast_table.h, there are no outlier columns,
@@ -45,7 +50,8 @@
 //                                    a tensor-core decode kernel (up to 32 rows for the
 //                                    staged-codebook kernel, 64 when W needs several
 //                                    dequantization chunks; 16 for the gather kernel, 32 for
-//                                    V = 16; measured crossovers, kChunked*); else
+//                                    V = 16 and the staged-main v8-k4096; measured crossovers,
+//                                    kChunked*); else
 //   M > 8                            prefill: dequantize W in stored column order into the
 //                                    workspace (row chunks of at most kDequantChunkMaxBytes),
 //                                    then cublasGemmEx (fp32 compute) when a BLAS handle is
@@ -154,7 +160,22 @@ constexpr int64_t kChunkedMmaMaxRows = 32;
 constexpr int64_t kChunkedMmaMaxRowsMultiChunk = 64;
 constexpr int64_t kChunkedGatherMaxRows = 16;
 constexpr int64_t kChunkedGatherWideMaxRows = 32;
+// the gather kernel's staged-main variant without a residual (v8-k4096): 32 rows. Measured (H200,
+// fp16, 8B q/o, 8B up, 70B down, two repeats, slices against prefill): M = 17 0.53-0.85x, M = 32
+// 0.67-0.94x, M = 48 1.00-1.37x; with the residual (v8-k4096-256) M = 17 0.78-1.02x, M = 32
+// 1.00-1.24x, so it keeps 16.
+constexpr int64_t kChunkedStageMainMaxRows = 32;
 constexpr int kMmaGatherOddResMinRows = 3;
+// the gather kernel's staged-main variant (VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS: v8-k4096,
+// v8-k4096-256 with G = 1) from this many rows on; it replaces the gathering variant there
+// (VPTQ_GEMV_MMA_STAGE_MAIN=0 turns it off). Measured (H200, fp16, 8B q/o, up, down, 70B up,
+// down, two repeats, docs/kernels.md): flat in M (M = 8 at 1.01-1.04x, M = 16 at 1.06-1.16x of
+// its M = 1 time); at M = 2..16
+// 0.73-0.86x (v8-k4096) and 0.84-0.91x (v8-k4096-256, M >= 8) of the gathering variant's time;
+// v8-k4096-256 at M = 2 against the generic kernel 0.71-0.95x on 4 shapes, 1.18x on 70B up (the
+// five sum to 452 against 455 us); at M = 1 1.10-1.77x of the fast kernel's time, so M = 1 stays
+// there.
+constexpr int kMmaStageMainMinRows = 2;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
 constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
@@ -182,6 +203,7 @@ struct GemvEntry {
   GemvOccupancy blocks_per_sm;
   const char* name;
   bool gather = false;  // mma: the gather kernel (gemv_mma_gather.cuh), else staged codebooks
+  bool stage_main = false;  // gather: its staged-main variant (main codebook in shared memory, G = 1)
 };
 
 #define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, R, EXACT)                                    \
@@ -220,18 +242,26 @@ struct GemvEntry {
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 // gather kernel: one n-tile (M <= 8; the name without MB) and two (M <= 16, ",MB=16")
-#define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, V, IB, RB)                                                  \
-  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB, 1>,           \
-   &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB, 1>,                                                \
-   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ">", true},                             \
-  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB, 2>,       \
-   &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB, 2>,                                                \
-   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",MB=16>", true},
-#define VPTQ_MMA_GATHER_F16(V, IB, RB) VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
-#define VPTQ_MMA_GATHER_BF16(V, IB, RB) VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
-#define VPTQ_MMA_ROWS                                                                        \
-  VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)                   \
-  VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16) VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16)
+// (SM = true: the staged-main variant, names ending ",cb=smem")
+#define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, V, IB, RB, SM, SUFFIX)                                        \
+  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB, 1, SM>,       \
+   &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB, 1, SM>,                                            \
+   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB SUFFIX ">", true, SM},                  \
+  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB, 2, SM>,   \
+   &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB, 2, SM>,                                            \
+   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",MB=16" SUFFIX ">", true, SM},
+#define VPTQ_MMA_GATHER_F16(V, IB, RB) \
+  VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB, false, "")
+#define VPTQ_MMA_GATHER_BF16(V, IB, RB) \
+  VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB, false, "")
+#define VPTQ_MMA_STAGE_MAIN_F16(V, IB, RB) \
+  VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB, true, ",cb=smem")
+#define VPTQ_MMA_STAGE_MAIN_BF16(V, IB, RB) \
+  VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB, true, ",cb=smem")
+#define VPTQ_MMA_ROWS                                                                                  \
+  VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)                             \
+  VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16) VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16) \
+  VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(VPTQ_MMA_STAGE_MAIN_F16) VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(VPTQ_MMA_STAGE_MAIN_BF16)
 #else
 #define VPTQ_MMA_ROWS
 #endif
@@ -247,7 +277,7 @@ int rows_per_launch(int64_t m) { return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8
 
 // Attribute `attr` of the current device, read once per (device, slot) and cached; `fallback` when
 // the device or the attribute cannot be read.
-enum DeviceAttrSlot { kAttrSms, kAttrCcMajor, kAttrSlots };
+enum DeviceAttrSlot { kAttrSms, kAttrCcMajor, kAttrSmemOptin, kAttrSlots };
 template <typename Attr>
 int device_attribute(DeviceAttrSlot slot, Attr attr, int fallback) {
   static int cache[kAttrSlots][kMaxDevices] = {};   // 0: not read yet (values are >= 1)
@@ -261,6 +291,12 @@ int device_attribute(DeviceAttrSlot slot, Attr attr, int fallback) {
 }
 
 int multiprocessors();
+
+// Dynamic shared memory one block may opt in to on the current device (227 KB on sm_90, 163 KB
+// on sm_80, 99 KB on sm_86 / sm_89 RTX cards): a kernel whose plan needs more is not selected.
+size_t smem_per_block_limit() {
+  return static_cast<size_t>(device_attribute(kAttrSmemOptin, gpuDevAttrMaxSharedMemoryPerBlockOptin, 48 * 1024));
+}
 
 // Fast-kernel geometry of a layer. Split-K: each index row's upr 32-code units are cut into S warp
 // items of U units (U a multiple of 32), S the smallest that gives about kFastTargetWarpsPerSM
@@ -334,7 +370,8 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, F
         e.rb != a.res_index_bits)
       continue;
     const FastGeometry f = fast_geometry(a);
-    if (f.items > kFastMaxItems || fast_smem(a, dtype, mb, f.items) > kFastMaxSmemBytes) return -1;
+    const size_t smem = fast_smem(a, dtype, mb, f.items);
+    if (f.items > kFastMaxItems || smem > kFastMaxSmemBytes || smem > smem_per_block_limit()) return -1;
     *geom = f;
     return i;
   }
@@ -398,7 +435,7 @@ bool mma_device_ok() {
 // `pairs` row pairs per step: the gather kernel's (gemv_mma_gather.cuh) for gather entries, else
 // gemv_mma.cuh's staged codebooks.
 size_t mma_entry_smem(const LayerAttributes& a, const GemvEntry& e, int items, int pairs) {
-  if (e.gather) return gpu::mma_gather_smem_bytes(e.rb, items, e.mb / gpu::kMmaMaxRows);
+  if (e.gather) return gpu::mma_gather_smem_bytes(e.ib, e.rb, e.stage_main, items, e.mb / gpu::kMmaMaxRows);
   return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs, e.mb / gpu::kMmaMaxRows);
 }
 
@@ -410,6 +447,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   static const long min_rows = std::max(1L, gpu::env_knob("VPTQ_GEMV_MMA_MIN_M", kMmaMinRows));
   static const long forced_pairs = gpu::env_knob("VPTQ_GEMV_MMA_PAIRS", 0);
   static const long forced_gather_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_GATHER_MIN_M", 0);
+  static const bool stage_main_on = gpu::env_knob("VPTQ_GEMV_MMA_STAGE_MAIN", 1) != 0;
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
@@ -423,13 +461,23 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
         e.rb != a.res_index_bits || (forced_pairs > 0 && !e.gather && e.r != forced_pairs))
       continue;
     const long gather_min_rows = forced_gather_min_rows > 0 ? forced_gather_min_rows
+                                 : e.stage_main                                ? kMmaStageMainMinRows
                                  : e.ib < gpu::kGatherIndexBits && e.rb == 8 ? kMmaGatherOddResMinRows
                                                                              : kMmaGatherMinRows;
     if (e.gather && (m < gather_min_rows || (e.rb == 8 && a.group_num != 1)))
       continue;  // M = 1: the fast kernel; a 256-row residual: one staged copy (G = 1)
+    if (e.stage_main && (!stage_main_on || a.group_num != 1)) continue;  // one staged main codebook
     const FastGeometry f = mma_geometry(a, e.r);
-    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > kMmaMaxSmemBytes) continue;
-    if (best < 0 || f.cost < geom->cost || (f.cost == geom->cost && f.pairs > geom->pairs)) {
+    const size_t smem = mma_entry_smem(a, e, f.items, e.r);
+    if (f.items == 0 || smem > kMmaMaxSmemBytes || smem > smem_per_block_limit())
+      continue;
+    // a staged-main entry before the gathering one of its layout; else the least modelled time
+    // (ties: the larger P)
+    const bool better = best < 0                                     ? true
+                        : kGemvTable[best].stage_main != e.stage_main ? e.stage_main
+                                                                      : f.cost < geom->cost ||
+                                                                            (f.cost == geom->cost && f.pairs > geom->pairs);
+    if (better) {
       *geom = f;
       best = i;
     }
@@ -498,7 +546,9 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
   if (entry < 0) return VPTQ_GEMV_MAX_M;
   const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
                                   dtype_size(dtype) > dequant_chunk_bytes();
-  if (!kGemvTable[entry].gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
+  const GemvEntry& e = kGemvTable[entry];
+  if (!e.gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
+  if (e.stage_main && e.rb == 0) return kChunkedStageMainMaxRows;
   return a.vector_len == 16 ? kChunkedGatherWideMaxRows : kChunkedGatherMaxRows;
 }
 

@@ -42,3 +42,11 @@
   X(8, 12, 0)   /* v8-k4096 */         \
   X(8, 12, 8)   /* v8-k4096-256 */     \
   X(8, 13, 8)   /* v8-k8192-256 */
+
+// The gather kernel's staged-main variant (gemv_mma_gather.cuh, same limits; G = 1 only): the
+// 4096-row main codebook (64 KB for v8 fp16 / bf16) is copied once per block into shared memory,
+// and ldmatrix reads its rows there instead of cp.async gathering them into a ring. Not for the
+// 8192-row one (v8-k8192-256): at 128 KB one block per SM, measured slower than gathering.
+#define VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(X) \
+  X(8, 12, 0)   /* v8-k4096 */         \
+  X(8, 12, 8)   /* v8-k4096-256 */

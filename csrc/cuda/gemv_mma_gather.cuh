@@ -1,9 +1,10 @@
-// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 16) for main codebooks that
-// are not staged in shared memory: 65536 rows (index bits IB = 16: v8-k65536 (V = 8, RB = 0),
+// csrc/cuda/gemv_mma_gather.cuh: the tensor-core decode kernel (M <= 16) for main codebooks
+// larger than gemv_mma.cuh stages: 65536 rows (index bits IB = 16: v8-k65536 (V = 8, RB = 0),
 // v8-k65536-256 (V = 8, its 256-row residual codebook staged, RB = 8), v16-k65536-65536 (V = 16,
 // both codebooks gathered, RB = 16)) and 4096 / 8192 rows (IB = 12 / 13: v8-k4096, v8-k4096-256,
 // v8-k8192-256, codes cut out with funnel shifts), fp16 / bf16, CUDA sm_80+ only (dispatch.cu
-// decides).
+// decides). Main-codebook rows are gathered, or, in the staged-main variant (4096 rows, G = 1),
+// read from one copy of the codebook in shared memory.
 //
 // Why: a 1 MiB (v8) or 2 MiB (v16) codebook does not fit shared memory, so every lookup is a
 // random 16- or 32-byte gather from L2 (perf-facts: ~140 G/s of 16-byte gathers on the H100);
@@ -63,6 +64,16 @@
 //                 8 nt .. 8 nt + 7; every A fragment (one ldmatrix) feeds kNT mma, so a second
 //                 n-tile costs activation loads and mma, not gathers (measured: M = 16 at
 //                 1.01-1.19x the M = 8 time, docs/kernels.md). D fragments per (item, n-tile).
+//   staged main = kStageMain (IB = 12 only in the table: 4096 rows = 64 KB, G = 1): the main
+//                 codebook is copied once per block into shared memory (one copy, cp.async.cg,
+//                 before the first __syncthreads) and ldmatrix reads each code's row there: no
+//                 gathers, no ring, no cp.async waits in the loop. issue() turns the chunk's codes
+//                 into ldmatrix row addresses (main lanes: the main codebook, residual lanes: the
+//                 residual one), the same lane roles and column maps as above. Random rows share
+//                 banks (measured 1.5 M bank conflicts in 2.5 M shared wavefronts, H200, 8B up
+//                 M = 8), but the kernel is issue-bound (~100 instructions per step against ~44
+//                 in gemv_mma.cuh: index loads and funnel-shift decode per 2-step chunk, chunk
+//                 bookkeeping). 0.73-0.91x of the gathering time at M = 2..16 (docs/kernels.md).
 #pragma once
 
 #include <cstdint>
@@ -89,14 +100,19 @@ constexpr int kGatherSlots = 2;                          // staging slots per wa
 constexpr int kGatherWarpBytes = kGatherSlots * kGatherSlotBytes;
 constexpr int kGatherResCopies = 1;  // copies of the staged residual codebook
 
-// Dynamic shared memory, in this order: the residual codebook (RB = 8, G = 1), the items' D
-// fragments, the warps' staging rings.
+// Dynamic shared memory, in this order: the main codebook (staged-main variant: G = 1, one copy),
+// the residual codebook (RB = 8, G = 1), the items' D fragments, the warps' staging
+// rings (gathering variant only).
+__host__ __device__ constexpr size_t mma_gather_main_bytes(int ib, bool stage_main) {
+  return stage_main ? (size_t{1} << ib) * 16 : 0;
+}
 __host__ __device__ constexpr size_t mma_gather_res_bytes(int rb) {
   return rb == 8 ? static_cast<size_t>(kGatherResRows) * 16 * kGatherResCopies : 0;
 }
-inline size_t mma_gather_smem_bytes(int rb, int items, int ntiles) {
-  return mma_gather_res_bytes(rb) + static_cast<size_t>(items) * ntiles * kMmaItemFloats * sizeof(float) +
-         static_cast<size_t>(kMmaWarps) * kGatherWarpBytes;
+inline size_t mma_gather_smem_bytes(int ib, int rb, bool stage_main, int items, int ntiles) {
+  return mma_gather_main_bytes(ib, stage_main) + mma_gather_res_bytes(rb) +
+         static_cast<size_t>(items) * ntiles * kMmaItemFloats * sizeof(float) +
+         (stage_main ? 0 : static_cast<size_t>(kMmaWarps) * kGatherWarpBytes);
 }
 
 #if !VPTQ_HIP
@@ -110,13 +126,23 @@ __device__ __forceinline__ uint32_t mma_pick_word(const uint32_t (&w)[N], int a)
   return v;
 }
 
-template <typename T, bool kXVec, bool kHiLo, int kV, int kIB, int kRB, int kNT>
+// Copy n 16-byte rows global -> shared by cp.async.cg (no registers held, all in flight at once);
+// block-wide, one commit group per thread; the caller waits and synchronises.
+__device__ __forceinline__ void mma_stage_rows_async(uint32_t dst, unsigned char* dst_generic, const void* src, int n) {
+  const uint4* rows = static_cast<const uint4*>(src);
+  for (int e = threadIdx.x; e < n; e += kMmaThreads)
+    mma_cp_async16<false>(dst + static_cast<uint32_t>(e * 16), dst_generic + e * 16, rows + e);
+  mma_cp_async_commit();
+}
+
+template <typename T, bool kXVec, bool kHiLo, int kV, int kIB, int kRB, int kNT, bool kStageMain>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArgs a) {
   static_assert((kV == 8 && (kIB == 16 || kIB == 12 || kIB == 13) && (kRB == 0 || kRB == 8)) ||
                     (kV == 16 && kIB == 16 && kRB == 16),
                 "v8 with 12, 13 or 16-bit main codes without or with a 256-row residual, v16-k65536-65536");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
   static_assert(kNT == 1 || kNT == 2, "n-tiles of 8 activation rows: M <= 8 or M <= 16");
+  static_assert(!kStageMain || (kV == 8 && kIB != 16), "staged main codebook: 4096 / 8192 rows (64 / 128 KB)");
   constexpr bool kWide = kV == 16;
   constexpr bool kStagedRes = kRB == 8;               // residual codebook in shared memory
   constexpr bool kOddCodes = kIB != 16;               // codes not aligned to 16-bit halves: funnel shifts
@@ -139,10 +165,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   const int W = L.words_per_row;
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
 
+  constexpr size_t main_bytes = mma_gather_main_bytes(kIB, kStageMain);
   constexpr size_t res_bytes = mma_gather_res_bytes(kRB);
-  float* part = reinterpret_cast<float*>(mma_smem + res_bytes);
-  unsigned char* stage =
-      mma_smem + res_bytes + static_cast<size_t>(k.items) * kNT * kMmaItemFloats * sizeof(float) + warp * kGatherWarpBytes;
+  float* part = reinterpret_cast<float*>(mma_smem + main_bytes + res_bytes);
+  unsigned char* stage = mma_smem + main_bytes + res_bytes +
+                         static_cast<size_t>(k.items) * kNT * kMmaItemFloats * sizeof(float) + warp * kGatherWarpBytes;
   const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
   const uint32_t stage_s = static_cast<uint32_t>(__cvta_generic_to_shared(stage));
 
@@ -167,7 +194,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   // staging row of (step s, mma b): s * kStepBytes + b * kMmaRowsBytes + lane * 16 (main lanes)
   constexpr int kMmaRowsBytes = kStepBytes / kMmas;
   const uint32_t lane_stage = stage_s + static_cast<uint32_t>(lane * 16);
-  const uint32_t lane_res = smem_s + static_cast<uint32_t>((i8 & (kGatherResCopies - 1)) * 16);  // its copy of entry 0
+  const uint32_t lane_res =
+      smem_s + static_cast<uint32_t>(main_bytes + (i8 & (kGatherResCopies - 1)) * 16);  // its copy of entry 0
   const unsigned char* cb = static_cast<const unsigned char*>(L.cb);
 
   // index words of the lane's row for the chunk at walk w (zeros past the end), then w moves on
@@ -196,8 +224,9 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 
   // gathers of the chunk at walk w into staging slot `slot` from index words iv, its activations
   // into xv and (residual lanes) its residual bytes into rw, one commit group; then w moves on
+  // Staged main codebook: no gathers; the ldmatrix row address of each (step, mma) goes to ma.
   auto issue = [&](MmaWalk& w, const uint32_t (&iv)[kChunk][kLaneWords], int slot, uint4 (&xv)[kNT][kChunk],
-                   uint32_t (&rw)[kChunk]) {
+                   uint32_t (&rw)[kChunk], uint32_t (&ma)[kChunk][kMmas]) {
     const uint32_t dst0 = lane_stage + static_cast<uint32_t>(slot * kGatherSlotBytes);
     unsigned char* dst0_g = stage + slot * kGatherSlotBytes + lane * 16;
 #pragma unroll
@@ -206,6 +235,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 #pragma unroll
       for (int nt = 0; nt < kNT; ++nt) xv[nt][s] = make_uint4(0, 0, 0, 0);
       rw[s] = 0u;
+#pragma unroll
+      for (int b = 0; b < kMmas; ++b) ma[s][b] = smem_s;
       if (w.tile < k.tiles && u < w.uend) {  // warp-uniform
         const size_t g = L.groups > 1 ? static_cast<size_t>(u / upg) : 0;
         const unsigned char* cbg = cb + g * kGroupRowsBytes + row_byte;
@@ -239,7 +270,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
           code[0] = (iv[s][0] >> half_shift) & 0xFFFFu;
           code[1] = (iv[s][1] >> half_shift) & 0xFFFFu;
         }
-        if (main_lane) {
+        if constexpr (kStageMain) {
+#pragma unroll
+          for (int b = 0; b < kMmas; ++b)
+            ma[s][b] = main_lane ? smem_s + code[b] * 16u
+                                 : lane_res + ((rw[s] >> (8 * b)) & 0xFFu) * (16u * kGatherResCopies);
+        } else if (main_lane) {
 #pragma unroll
           for (int b = 0; b < kMmas; ++b) {
             const int off = s * kStepBytes + b * kMmaRowsBytes;
@@ -252,11 +288,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
         for (int nt = 0; nt < kNT; ++nt) xv[nt][s] = mma_load_x8<kXVec>(xh[nt] + u * kMmaStepCols);
       }
     }
-    mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
+    if constexpr (!kStageMain) mma_cp_async_commit();  // one group per chunk, empty ones included (uniform waits)
     if (w.tile < k.tiles) mma_walk_next<kChunk>(w, k, warp);
   };
 
-  // ---- prologue: index words of chunks 0 .. 2, gathers of chunk 0, residual codebook
+  // ---- prologue: index words of chunks 0 .. 2, gathers of chunk 0, codebooks
   MmaWalk iw{static_cast<int>(blockIdx.x), warp, 0, 0, 0};
   mma_walk_settle(iw, k, warp);
   MmaWalk pw = iw;  // gathers + activations: one chunk ahead of the mma
@@ -273,24 +309,29 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
       for (int j = 0; j < kLaneWords; ++j) icur[s][j] = inext[s][j];
     load_index(iw, inext);
   };
-  issue(pw, icur, 0, xc, rc);
+  uint32_t mc[kChunk][kMmas];
+  issue(pw, icur, 0, xc, rc, mc);
   advance_index();
+  if constexpr (kStageMain) mma_stage_rows_async(smem_s, mma_smem, L.cb, 1 << kIB);
   if constexpr (kStagedRes) {
-    mma_stage_codebook<kGatherResCopies>(reinterpret_cast<uint4*>(mma_smem), static_cast<const uint4*>(L.rcb),
-                                         kGatherResRows);
+    mma_stage_codebook<kGatherResCopies>(reinterpret_cast<uint4*>(mma_smem + main_bytes),
+                                         static_cast<const uint4*>(L.rcb), kGatherResRows);
   }
+  if constexpr (kStageMain) mma_cp_async_wait<0>();
   __syncthreads();
 
   // One step: kMmas ldmatrix from the staging slot (and the staged residual codebook), then kMmas
   // mma per n-tile (x 2 with hi / lo); mma b of n-tile nt accumulates into d[nt][b % 2]. The A
   // fragments are shared by the n-tiles.
-  auto step = [&](float (&d)[kNT][2][4], uint32_t slot_stage, int s, uint32_t rbytes, const uint4 (&xs)[kNT][kChunk],
-                  const uint4 (&xls)[kNT][kChunk]) {
+  auto step = [&](float (&d)[kNT][2][4], uint32_t slot_stage, int s, uint32_t rbytes,
+                  const uint32_t (&mas)[kChunk][kMmas], const uint4 (&xs)[kNT][kChunk], const uint4 (&xls)[kNT][kChunk]) {
     uint32_t af[kMmas][4];
 #pragma unroll
     for (int b = 0; b < kMmas; ++b) {
       uint32_t addr = slot_stage + static_cast<uint32_t>(s * kStepBytes + b * kMmaRowsBytes);
-      if constexpr (kStagedRes) {
+      if constexpr (kStageMain) {
+        addr = mas[s][b];
+      } else if constexpr (kStagedRes) {
         if (!main_lane) addr = lane_res + __byte_perm(rbytes, 0u, 0x4440u | b) * (16 * kGatherResCopies);
       }
       mma_ldsm_x4_trans_after_wait(addr, af[b]);
@@ -337,29 +378,33 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 #pragma unroll
           for (int nt = 0; nt < kNT; ++nt) mma_load_lo<kHiLo>(xl[nt], u0, uend, xlc[nt]);
           // the next chunk: every lane is done with the slot it reuses (read in the previous chunk)
-          __syncwarp();
+          if constexpr (!kStageMain) __syncwarp();
           uint4 xn[kNT][kChunk];
-          uint32_t rn[kChunk];
-          issue(pw, icur, (kc + 1) & 1, xn, rn);
+          uint32_t rn[kChunk], mn[kChunk][kMmas];
+          issue(pw, icur, (kc + 1) & 1, xn, rn, mn);
           advance_index();
           // this chunk's gathers (issued one chunk ago) have landed, for every lane
-          mma_cp_async_wait<1>();
-          __syncwarp();
+          if constexpr (!kStageMain) {
+            mma_cp_async_wait<1>();
+            __syncwarp();
+          }
           const uint32_t slot_stage = lane_stage + static_cast<uint32_t>((kc & 1) * kGatherSlotBytes);
           ++kc;
           if (u0 + kChunk <= uend) {
 #pragma unroll
-            for (int s = 0; s < kChunk; ++s) step(d, slot_stage, s, rc[s], xc, xlc);
+            for (int s = 0; s < kChunk; ++s) step(d, slot_stage, s, rc[s], mc, xc, xlc);
           } else {
 #pragma unroll
             for (int s = 0; s < kChunk; ++s)
-              if (u0 + s < uend) step(d, slot_stage, s, rc[s], xc, xlc);  // warp-uniform
+              if (u0 + s < uend) step(d, slot_stage, s, rc[s], mc, xc, xlc);  // warp-uniform
           }
 #pragma unroll
           for (int s = 0; s < kChunk; ++s) {
 #pragma unroll
             for (int nt = 0; nt < kNT; ++nt) xc[nt][s] = xn[nt][s];
             rc[s] = rn[s];
+#pragma unroll
+            for (int b = 0; b < kMmas; ++b) mc[s][b] = mn[s][b];
           }
         }
       }
@@ -377,11 +422,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
 #endif  // !VPTQ_HIP
 
 // Host launchers (gemv_mma_gather.cu; CUDA only), one per layout (vector length, index bits,
-// residual bits) and n-tile count NT (M <= 8 * NT rows).
-template <typename T, int V, int IB, int RB, int NT>
+// residual bits), n-tile count NT (M <= 8 * NT rows) and SM (the staged-main variant).
+template <typename T, int V, int IB, int RB, int NT, bool SM>
 gpuError_t launch_gemv_mma_gather(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int V, int IB, int RB, int NT>
+template <typename T, int V, int IB, int RB, int NT, bool SM>
 int gemv_mma_gather_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu

@@ -39,15 +39,20 @@ for step in $steps; do
       timeout 200 $py benchmarks/bench_kernels.py --quick --out "$OUT/bench_quick.md" > "$OUT/bench_quick.log" 2>&1; echo "bench exit $?"; tail -3 "$OUT/bench_quick.log" ;;
     ab)
       # Same-call A/B of the baseline (baseline-build first) against this tree: AB_REPS rounds of
-      # bench_kernels.py AB_ARGS on each, alternating, with AB_ENV set for both; tables
+      # bench_kernels.py AB_ARGS on each, alternating, with AB_ENV set for both (shell words, e.g.
+      # AB_ARGS='--configs v8-k4096 --shapes "8B up"'); tables
       # base_N.md / new_N.md and their side-by-side ab.md (benchmarks/compare_runs.py) in $OUT.
+      # With AB_BASE_ENV set, the baseline is this tree with AB_BASE_ENV added (a dispatch knob's
+      # A/B in one build; no baseline-build needed); AB_NEW_ENV is added to the other side.
       src=${BASELINE_SRC:-build/baseline-src}
-      eval "ab_args=(${AB_ARGS:-})" && eval "ab_env=(${AB_ENV:-})" || exit 1  # shell quoting, e.g. --shapes "8B up"
+      eval "ab_args=(${AB_ARGS:-})" && eval "ab_env=(${AB_ENV:-})" && eval "ab_base_env=(${AB_BASE_ENV:-})" &&
+        eval "ab_new_env=(${AB_NEW_ENV:-})" || exit 1
+      [ -n "${AB_BASE_ENV:-}" ] && src=$PWD
       base=() new=()
       for rep in $(seq 1 "${AB_REPS:-2}"); do
         for side in base new; do
-          if [ $side = base ]; then root=$src; else root=$PWD; fi
-          env "${ab_env[@]}" PYTHONPATH=$root timeout 200 $py $root/benchmarks/bench_kernels.py "${ab_args[@]}" \
+          if [ $side = base ]; then root=$src; side_env=("${ab_base_env[@]}"); else root=$PWD; side_env=("${ab_new_env[@]}"); fi
+          env "${ab_env[@]}" "${side_env[@]}" PYTHONPATH=$root timeout ${AB_TIMEOUT:-200} $py $root/benchmarks/bench_kernels.py "${ab_args[@]}" \
             --out "$OUT/${side}_$rep.md" > "/tmp/ab_${side}_$rep.log" 2>&1 || { echo "$side $rep failed"; tail -5 "/tmp/ab_${side}_$rep.log"; }
         done
         base+=("$OUT/base_$rep.md"); new+=("$OUT/new_$rep.md")
