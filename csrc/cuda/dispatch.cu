@@ -162,19 +162,19 @@ constexpr int64_t kChunkedGatherMaxRows = 16;
 constexpr int64_t kChunkedGatherWideMaxRows = 32;
 // the gather kernel's staged-main variant without a residual (v8-k4096): 32 rows. Measured (H200,
 // fp16, 8B q/o, 8B up, 70B down, two repeats, slices against prefill): M = 17 0.53-0.85x, M = 32
-// 0.67-0.94x, M = 48 1.00-1.37x; with the residual (v8-k4096-256) M = 17 0.78-1.02x, M = 32
-// 1.00-1.24x, so it keeps 16.
+// 0.67-0.94x, M = 48 1.00-1.37x (at M = 32 on all 8 shapes: 0.67-0.99x on 6, 1.22 / 1.39x on the
+// small 8B qkv / kv); with the residual (v8-k4096-256) M = 17 0.78-1.02x, M = 32 1.00-1.24x, so it
+// keeps 16.
 constexpr int64_t kChunkedStageMainMaxRows = 32;
 constexpr int kMmaGatherOddResMinRows = 3;
 // the gather kernel's staged-main variant (VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS: v8-k4096,
 // v8-k4096-256 with G = 1) from this many rows on; it replaces the gathering variant there
-// (VPTQ_GEMV_MMA_STAGE_MAIN=0 turns it off). Measured (H200, fp16, 8B q/o, up, down, 70B up,
-// down, two repeats, docs/kernels.md): flat in M (M = 8 at 1.01-1.04x, M = 16 at 1.06-1.16x of
-// its M = 1 time); at M = 2..16
-// 0.73-0.86x (v8-k4096) and 0.84-0.91x (v8-k4096-256, M >= 8) of the gathering variant's time;
-// v8-k4096-256 at M = 2 against the generic kernel 0.71-0.95x on 4 shapes, 1.18x on 70B up (the
-// five sum to 452 against 455 us); at M = 1 1.10-1.77x of the fast kernel's time, so M = 1 stays
-// there.
+// (VPTQ_GEMV_MMA_STAGE_MAIN=0 turns it off). Measured (H200, fp16, the 8 Llama shapes, two
+// repeats, same-call A/B against the gathering dispatch, docs/kernels.md): flat in M (8B up
+// M = 2 / 8 / 16 at 1.35 / 1.38 / 1.55x of the fast kernel's M = 1 time); at M = 2..16 0.73-0.92x
+// (v8-k4096) and 0.83-0.95x (v8-k4096-256, M >= 4) of the gathering variant's time; v8-k4096-256
+// at M = 2 against the generic kernel 0.59-0.97x on 7 shapes, 1.19x on 70B up; at M = 1 (first
+// run, 5 shapes) 1.10-1.77x of the fast kernel's time, so M = 1 stays there.
 constexpr int kMmaStageMainMinRows = 2;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)

@@ -73,7 +73,7 @@
 //                 banks (measured 1.5 M bank conflicts in 2.5 M shared wavefronts, H200, 8B up
 //                 M = 8), but the kernel is issue-bound (~100 instructions per step against ~44
 //                 in gemv_mma.cuh: index loads and funnel-shift decode per 2-step chunk, chunk
-//                 bookkeeping). 0.73-0.91x of the gathering time at M = 2..16 (docs/kernels.md).
+//                 bookkeeping). 0.73-0.95x of the gathering time at M = 2..16 (docs/kernels.md).
 #pragma once
 
 #include <cstdint>
