@@ -161,6 +161,11 @@ CONFIGS = {
     "v8-k4096-G2-mma": dict(in_features=576, out_features=72, v=8, k=4096, group_num=2, bias=True),
     "v8-k8192-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=8192, k_res=256),
     "v8-k4096-odd-perm-mma": dict(in_features=1056, out_features=120, v=8, k=4096, perm=True, bias=True),
+    # the staged-codebook kernel (gemv_mma.cuh) for 12-bit main codes with the residual (G = 1):
+    # an odd index-row count with perm and a partial last chunk (33 units per row), split-K
+    "v8-k4096-256-odd-perm-mma": dict(in_features=1056, out_features=120, v=8, k=4096, k_res=256, perm=True,
+                                      bias=True),
+    "v8-k4096-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=4096, k_res=256),
     "v8-k4096-tall-mma": dict(in_features=256, out_features=8200, v=8, k=4096),
     # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
@@ -182,7 +187,7 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536",
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
                  "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma", "v8-k8192-256-odd-perm-mma",
-                 "v8-k4096-G2-mma", "v8-k4096-256-tall", "v8-k4096-odd-perm-mma")
+                 "v8-k4096-G2-mma", "v8-k4096-256-tall", "v8-k4096-odd-perm-mma", "v8-k4096-256-odd-perm-mma")
 
 
 def _device_weights(layer, dtype):
@@ -353,6 +358,12 @@ def _gather_name(dt, rb, v=8, ib=16, rows=8, staged=False):
             f"{',cb=smem' if staged else ''}>")
 
 
+def _wide_expected():
+    """v8-k4096-256 with G = 1 runs the staged-codebook kernel (gemv_mma.cuh, IB = 12) from M = 2,
+    unless VPTQ_GEMV_MMA_WIDE=0 (dispatch.cu, kMmaWideMinRows)."""
+    return os.environ.get("VPTQ_GEMV_MMA_WIDE", "1") != "0" and "VPTQ_GEMV_MMA_WIDE_MIN_M" not in os.environ
+
+
 def _stage_main_expected():
     """The 12-bit layouts (v8-k4096, v8-k4096-256) with G = 1 run the gather kernel's staged-main
     variant from M = 2, unless VPTQ_GEMV_MMA_STAGE_MAIN=0 (dispatch.cu, kMmaStageMainMinRows)."""
@@ -369,6 +380,8 @@ def test_mma_gather_kernel_dispatch():
         pytest.skip("tensor-core decode kernels off (device below sm_80, VPTQ_GEMV_MMA=0) or moved")
     for v, ib, k_res, rb in ((8, 16, 0, 0), (8, 16, 256, 8), (16, 16, 65536, 16), (8, 12, 0, 0), (8, 12, 256, 8),
                              (8, 13, 256, 8)):
+        if (ib, rb) == (12, 8) and _wide_expected():
+            continue  # the staged-codebook kernel: test_mma_wide_kernel_dispatch
         attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=v, k=2**ib,
                                                            k_res=k_res)).as_dict()
         staged = ib == 12 and _stage_main_expected()
@@ -402,6 +415,30 @@ def test_mma_gather_kernel_dispatch():
                                                       k_res=256, norm=True)).as_dict()
     assert mod.gemm_cuda_kernel_name(norm, "bfloat16", 8) == _gather_name("bfloat16", 8)
     assert mod.gemm_cuda_kernel_name(norm, "float16", 8) == "vptq_gemv_fast<float16,V=8,IB=16,RB=8,MB=8>"
+
+
+def test_mma_wide_kernel_dispatch():
+    """v8-k4096-256 (12-bit main codes, 256-row residual) with G = 1: the fast kernel at M = 1, the
+    staged-codebook kernel (gemv_mma.cuh, IB = 12, P = 1) for 2 <= M <= 8, its 16-row variant for
+    9 <= M <= 16, prefill from 17; G = 2 keeps the generic kernel (the gather kernel's residual is
+    G = 1 only too); fp32 never."""
+    mod = _kernels()
+    if not _mma_expected() or not _wide_expected() or "VPTQ_GEMV_CHUNKED_MAX_M" in os.environ:
+        pytest.skip("tensor-core decode kernels off or moved by the environment")
+    attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096,
+                                                       k_res=256)).as_dict()
+    for dt in ("float16", "bfloat16"):
+        assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=12,RB=8,MB=1>"
+        for m in (2, 5, 8):
+            assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB=8,P=1>"
+        for m in (9, 16):
+            assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB=8,P=1,MB=16>"
+        assert mod.gemm_cuda_kernel_name(attrs, dt, 17).startswith(f"vptq_dequant_tiles<{dt}>+")
+    assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
+    assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0  # X read in place
+    g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096, k_res=256,
+                                                    group_num=2)).as_dict()
+    assert mod.gemm_cuda_kernel_name(g2, "float16", 4) == "vptq_gemv<float16,VT=8,MB=4,R=1,exact=true>"
 
 
 def test_chunked_decode_dispatch():
@@ -472,23 +509,34 @@ def test_prefill_chunk_rows_rounded():
 
 def test_mma_gather_kernel_gathering_main():
     """The gathering variant of the 12 / 13-bit layouts with G = 1, which dispatch gives to the
-    staged-main variant: VPTQ_GEMV_MMA_STAGE_MAIN=0 in a fresh interpreter; the child asserts that
-    no staged-main kernel ran."""
+    staged-main variant (and, for v8-k4096-256, the staged-codebook kernel): VPTQ_GEMV_MMA_STAGE_MAIN=0
+    and VPTQ_GEMV_MMA_WIDE=0 in a fresh interpreter; the child asserts that no staged-main kernel ran."""
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
-    _run_child_tests("matches_fp64 and (mma or fast) and (k4096 or k8192)", VPTQ_GEMV_MMA_STAGE_MAIN="0")
+    _run_child_tests("matches_fp64 and (mma or fast) and (k4096 or k8192)", VPTQ_GEMV_MMA_STAGE_MAIN="0",
+                     VPTQ_GEMV_MMA_WIDE="0")
+
+
+def test_mma_gather_staged_main_with_residual():
+    """The gather kernel's staged-main variant for v8-k4096-256, which dispatch gives to the
+    staged-codebook kernel: VPTQ_GEMV_MMA_WIDE=0 in a fresh interpreter."""
+    _kernels()
+    if not _mma_expected():
+        pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
+    _run_child_tests("matches_fp64 and mma and k4096-256", VPTQ_GEMV_MMA_WIDE="0")
 
 
 def test_mma_gather_kernel_at_one_row():
     """The gather kernel at M = 1 too (dispatch gives M = 1 to the fast kernel):
     VPTQ_GEMV_MMA_GATHER_MIN_M=1 (read once per process, so in a fresh interpreter) on every
-    gather-kernel mma configuration; the child asserts the gather kernel ran at M = 1."""
+    gather-kernel mma configuration (VPTQ_GEMV_MMA_WIDE=0: v8-k4096-256 too); the child asserts the
+    gather kernel ran at M = 1."""
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
     _run_child_tests("matches_fp64 and mma and (k65536 or k4096 or k8192)", VPTQ_GEMV_MMA_GATHER_MIN_M="1",
-                     VPTQ_CUDA_TEST_GATHER_M1="1")
+                     VPTQ_GEMV_MMA_WIDE="0", VPTQ_CUDA_TEST_GATHER_M1="1")
 
 
 @pytest.mark.parametrize("m", [1, 2, 5, 8, 12])

@@ -176,6 +176,15 @@ constexpr int kMmaGatherOddResMinRows = 3;
 // at M = 2 against the generic kernel 0.59-0.97x on 7 shapes, 1.19x on 70B up; at M = 1 (first
 // run, 5 shapes) 1.10-1.77x of the fast kernel's time, so M = 1 stays there.
 constexpr int kMmaStageMainMinRows = 2;
+// the staged-codebook kernel (gemv_mma.cuh) for 12-bit main codes with the 256-row residual
+// (VPTQ_GEMV_MMA_WIDE_LAYOUTS: v8-k4096-256, G = 1) from this many rows on
+// (VPTQ_GEMV_MMA_WIDE_MIN_M overrides, VPTQ_GEMV_MMA_WIDE=0 turns it off). Measured (H200, fp16,
+// 8 Llama shapes, two repeats, same-call A/B against 7e8bb2a, docs/kernels.md): M = 2 / 8
+// 0.68-0.80x / 0.71-0.82x of the staged-main gather variant (or the generic kernel at M = 2);
+// M = 16 0.86-0.99x; at M = 1 0.87-1.19x of the fast kernel (8 shapes: 376 against 343 us), so
+// M = 1 stays there. Decode slices above 16 rows lost (M = 32: 1.10-1.49x of prefill on the 8B
+// shapes but 8B down 0.99x, 70B down 0.86x): 16 rows, as the gather kernel.
+constexpr long kMmaWideMinRows = 2;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
 constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
@@ -233,14 +242,21 @@ struct GemvEntry {
 #if !VPTQ_HIP
 // staged-codebook kernel: P = 1, 2 with one n-tile (M <= 8), P = 1 with two (M <= 16, ",MB=16")
 #define VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, P)                                             \
-  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, P, 1>,              \
-   &gpu::gemv_mma_blocks_per_sm<T, P, 1>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
+  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, IB, P, 1>,          \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, P, 1>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
+#define VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)                                               \
+  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, 1, 2>,      \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, 1, 2>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>"},
 #define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB)                                                  \
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)    \
-  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, 1, 2>,          \
-   &gpu::gemv_mma_blocks_per_sm<T, 1, 2>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>"},
+  VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)
+// 12-bit main codes: P = 1 only
+#define VPTQ_MMA_ENTRY_WIDE(T, DT, DTNAME, V, IB, RB) \
+  VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
+#define VPTQ_MMA_WIDE_F16(V, IB, RB) VPTQ_MMA_ENTRY_WIDE(gpu_half, DType::kFloat16, "float16", V, IB, RB)
+#define VPTQ_MMA_WIDE_BF16(V, IB, RB) VPTQ_MMA_ENTRY_WIDE(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 // gather kernel: one n-tile (M <= 8; the name without MB) and two (M <= 16, ",MB=16")
 // (SM = true: the staged-main variant, names ending ",cb=smem")
 #define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, V, IB, RB, SM, SUFFIX)                                        \
@@ -260,6 +276,7 @@ struct GemvEntry {
   VPTQ_MMA_GATHER_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB, true, ",cb=smem")
 #define VPTQ_MMA_ROWS                                                                                  \
   VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)                             \
+  VPTQ_GEMV_MMA_WIDE_LAYOUTS(VPTQ_MMA_WIDE_F16) VPTQ_GEMV_MMA_WIDE_LAYOUTS(VPTQ_MMA_WIDE_BF16)         \
   VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16) VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16) \
   VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(VPTQ_MMA_STAGE_MAIN_F16) VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(VPTQ_MMA_STAGE_MAIN_BF16)
 #else
@@ -448,6 +465,8 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   static const long forced_pairs = gpu::env_knob("VPTQ_GEMV_MMA_PAIRS", 0);
   static const long forced_gather_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_GATHER_MIN_M", 0);
   static const bool stage_main_on = gpu::env_knob("VPTQ_GEMV_MMA_STAGE_MAIN", 1) != 0;
+  static const bool wide_on = gpu::env_knob("VPTQ_GEMV_MMA_WIDE", 1) != 0;
+  static const long wide_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_MIN_M", kMmaWideMinRows);
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
@@ -467,16 +486,19 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
     if (e.gather && (m < gather_min_rows || (e.rb == 8 && a.group_num != 1)))
       continue;  // M = 1: the fast kernel; a 256-row residual: one staged copy (G = 1)
     if (e.stage_main && (!stage_main_on || a.group_num != 1)) continue;  // one staged main codebook
+    const bool wide = !e.gather && e.ib != 8;  // gemv_mma.cuh for 12-bit main codes
+    if (wide && (!wide_on || m < wide_min_rows || a.group_num != 1)) continue;
     const FastGeometry f = mma_geometry(a, e.r);
     const size_t smem = mma_entry_smem(a, e, f.items, e.r);
     if (f.items == 0 || smem > kMmaMaxSmemBytes || smem > smem_per_block_limit())
       continue;
-    // a staged-main entry before the gathering one of its layout; else the least modelled time
-    // (ties: the larger P)
-    const bool better = best < 0                                     ? true
-                        : kGemvTable[best].stage_main != e.stage_main ? e.stage_main
-                                                                      : f.cost < geom->cost ||
-                                                                            (f.cost == geom->cost && f.pairs > geom->pairs);
+    // per layout: the staged-codebook kernel, then the gather kernel's staged-main variant, then
+    // its gathering one; among entries of one kind, the least modelled time (ties: the larger P)
+    auto rank = [](const GemvEntry& x) { return !x.gather ? 2 : x.stage_main ? 1 : 0; };
+    const bool better = best < 0                              ? true
+                        : rank(kGemvTable[best]) != rank(e) ? rank(e) > rank(kGemvTable[best])
+                                                               : f.cost < geom->cost ||
+                                                                     (f.cost == geom->cost && f.pairs > geom->pairs);
     if (better) {
       *geom = f;
       best = i;
@@ -547,6 +569,7 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
   const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
                                   dtype_size(dtype) > dequant_chunk_bytes();
   const GemvEntry& e = kGemvTable[entry];
+  if (!e.gather && e.ib != 8) return kChunkedGatherMaxRows;  // gemv_mma.cuh, 12-bit codes (kMmaWideMinRows)
   if (!e.gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
   if (e.stage_main && e.rb == 0) return kChunkedStageMainMaxRows;
   return a.vector_len == 16 ? kChunkedGatherWideMaxRows : kChunkedGatherMaxRows;

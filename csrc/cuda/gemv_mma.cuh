@@ -1,6 +1,7 @@
-// csrc/cuda/gemv_mma.cuh: the tensor-core decode kernel (M <= 16) for v = 8 with both codebooks of
-// at most 256 rows (v8-k256-256: index bits IB = 8, residual bits RB = 8), fp16 / bf16, CUDA
-// sm_80+ only (HIP and older archs keep gemv_fast.cuh; dispatch.cu decides).
+// csrc/cuda/gemv_mma.cuh: the tensor-core decode kernel (M <= 16) for v = 8 with both codebooks
+// staged in shared memory: v8-k256-256 (index bits IB = 8, residual bits RB = 8) and v8-k4096-256
+// (IB = 12, RB = 8, G = 1; "12-bit main codes" below), fp16 / bf16, CUDA sm_80+ only (HIP and
+// older archs keep gemv_fast.cuh; dispatch.cu decides).
 //
 // Why: the CUDA-core kernels spend ~30 instructions per code (decode, 16-byte gather, packed add,
 // 8 conversions, 8 FFMA per activation row). Here the gather IS the operand load: ldmatrix takes
@@ -50,6 +51,17 @@
 //   n-tiles     = kNT = 1 (M <= 8) or 2 (9 <= M <= 16, P = 1 only: P = 2 with two n-tiles spills):
 //                 B columns of n-tile nt = activation rows 8 nt .. 8 nt + 7, every A fragment
 //                 feeds kNT mma; D fragments per (item, pair, n-tile).
+//   12-bit main codes (kIB = 12, v8-k4096-256: 20-bit codes, P = 1 only): the same lane roles,
+//                 column map and mma. A row's step is 20 words (80 bytes), a pair's chunk 640 bytes
+//                 (40 cp.async pieces of 16 bytes: lane l copies piece l, lanes 0 .. 7 also piece
+//                 32 + l), kMmaWideStages = 4 ring slots. Address lane 8q + i reads 3 words from
+//                 word 5i / 2 of its row (its codes 4i .. 4i + 3 start at bit 80 i) and cuts code
+//                 b out with one funnel shift at a lane-constant offset; main lanes take the low 12
+//                 bits, residual lanes the high 8. Codebooks: one copy of the 64 KB main codebook
+//                 (cp.async, requested before the ring's first chunks; random rows share banks),
+//                 4 interleaved copies of the residual one (16 KB): 64 + 16 KB + D fragments +
+//                 20 KB of rings, two blocks per SM. 116-127 registers with one n-tile; the
+//                 two-n-tile variants spill 32-36 bytes (236 with hi / lo).
 #pragma once
 
 #include <cstdint>
@@ -78,12 +90,26 @@ __host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return 16 / v
 // Ring slots per warp (a power of two) for P pairs per step.
 __host__ __device__ constexpr int mma_stages(int pairs) { return kMmaRingBytes / (pairs * kMmaPairChunkBytes); }
 
-// Dynamic shared memory: both codebooks (8 copies of 16-byte rows) + the items' D fragments (P per
-// item) + the warps' index rings.
+// 12-bit main codes (IB = 12, v8-k4096-256: 20-bit codes, 20 words per row and unit): one copy of
+// the 4096-row main codebook (64 KB), 4 copies of the residual one, kMmaWideStages ring slots of
+// one pair's chunk (640 bytes), P = 1 only.
+constexpr int kMmaWideMainCopies = 1;
+constexpr int kMmaWideResCopies = 4;
+constexpr int kMmaWideStages = 4;
+__host__ __device__ constexpr int mma_unit_words_of(int ib) { return ib + 8; }  // T = IB + RB (RB = 8)
+__host__ __device__ constexpr int mma_pair_chunk_bytes(int ib) { return kMmaChunk * 2 * 4 * mma_unit_words_of(ib); }
+__host__ __device__ constexpr int mma_ring_bytes(int ib, int pairs) {
+  return ib == 8 ? kMmaRingBytes : kMmaWideStages * pairs * mma_pair_chunk_bytes(ib);
+}
+
+// Dynamic shared memory: both codebooks (IB = 8: 8 copies of each; IB = 12: 1 main + 4 residual
+// copies) + the items' D fragments (P per item) + the warps' index rings.
 inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs, int ntiles) {
-  return static_cast<size_t>(groups) * ((size_t{1} << ib) + (size_t{1} << rb)) * 16 * kFastCopies +
+  const size_t main_copies = ib == 8 ? kFastCopies : kMmaWideMainCopies;
+  const size_t res_copies = ib == 8 ? kFastCopies : kMmaWideResCopies;
+  return static_cast<size_t>(groups) * ((size_t{1} << ib) * main_copies + (size_t{1} << rb) * res_copies) * 16 +
          static_cast<size_t>(items) * pairs * ntiles * kMmaItemFloats * sizeof(float) +
-         static_cast<size_t>(kMmaWarps) * kMmaRingBytes;
+         static_cast<size_t>(kMmaWarps) * mma_ring_bytes(ib, pairs);
 }
 
 #if !VPTQ_HIP
@@ -327,36 +353,59 @@ __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int 
   }
 }
 
-template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT>
+template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
-  constexpr int kStages = mma_stages(kPairs);
-  constexpr int kSlotBytes = kPairs * kMmaPairChunkBytes;
+  static_assert(kIB == 8 || (kIB == 12 && kPairs == 1), "v8-k256-256 (P = 1, 2) or v8-k4096-256 (P = 1)");
+  constexpr bool kWide = kIB == 12;  // 20-bit codes, G = 1 (dispatch.cu checks)
+  constexpr int kStages = kWide ? kMmaWideStages : mma_stages(kPairs);
+  constexpr int kUnitWords = mma_unit_words_of(kIB);
+  constexpr int kRowStepBytes = 4 * kUnitWords;  // one row's words of one step
+  constexpr int kPairBytes = mma_pair_chunk_bytes(kIB);
+  constexpr int kSlotBytes = kPairs * kPairBytes;
   static_assert((kStages & (kStages - 1)) == 0 && kStages >= 2, "ring slots: a power of two >= 2");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
   static_assert(kNT == 1 || kNT == 2, "n-tiles of 8 activation rows: M <= 8 or M <= 16");
   extern __shared__ __align__(16) unsigned char mma_smem[];
-  constexpr int kRows = 256;  // entries per codebook (IB = RB = 8)
+  constexpr int kRows = 256;  // entries per codebook (IB = RB = 8); the residual one for IB = 12
   constexpr int kEntryBytes = 16 * kFastCopies;
   const LayerView& L = a.L;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
-  const int n_cb = L.groups * kRows * kFastCopies;  // 16-byte slots per codebook
+  const int n_cb = L.groups * kRows * kFastCopies;  // 16-byte slots per codebook (IB = 8)
   const MmaWork k = mma_work(a, kPairs);
   const int upg = L.group_size / kMmaStepCols;  // units per group
   const int W = L.words_per_row;
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
 
-  float* part = reinterpret_cast<float*>(mma_smem + static_cast<size_t>(2 * n_cb) * 16);
-  const size_t ring_off = static_cast<size_t>(2 * n_cb) * 16 +
-                          static_cast<size_t>(k.items) * kPairs * kNT * kMmaItemFloats * sizeof(float) +
+  // bytes of the staged codebooks: IB = 8 both as n_cb slots; IB = 12 one main copy + the residual copies
+  const size_t cb_bytes = kWide ? (size_t{16} << kIB) * kMmaWideMainCopies + size_t{16} * kRows * kMmaWideResCopies
+                                : static_cast<size_t>(2 * n_cb) * 16;
+  float* part = reinterpret_cast<float*>(mma_smem + cb_bytes);
+  const size_t ring_off = cb_bytes + static_cast<size_t>(k.items) * kPairs * kNT * kMmaItemFloats * sizeof(float) +
                           static_cast<size_t>(warp) * kStages * kSlotBytes;
   unsigned char* ring = mma_smem + ring_off;
   const uint32_t ring_s = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
+  const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
+  if constexpr (kWide) {
+    // the main codebook first (cp.async, its own commit group, waited for before the first
+    // __syncthreads), so the ring's first requests below queue behind it
+    const uint4* gm = static_cast<const uint4*>(L.cb);
+    for (int e = threadIdx.x; e < (1 << kIB); e += kMmaThreads)
+      mma_cp_async16(smem_s + static_cast<uint32_t>(e * 16), mma_smem + e * 16, gm + e);
+    mma_cp_async_commit();
+  }
 
   // ---- producer role of this lane, for each pair p of the row block: 16 bytes of a chunk =
-  // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16
-  const int ps = lane >> 3, prow = (lane >> 2) & 1, pj = lane & 3;
-  const int p_off = ps * 128 + prow * 64 + pj * 16;
+  // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16. IB = 12: a chunk is 40
+  // pieces of 16 bytes (4 steps x 2 rows x 5); lane l copies piece l and lanes 0 .. 7 also piece
+  // 32 + l (piece t: step t / 10, row t % 10 / 5, bytes 16 (t % 5) .. of the row's 80).
+  const int pt0 = lane, pt1 = 32 + (lane & 7);
+  const int ps = kWide ? pt0 / 10 : lane >> 3, prow = kWide ? pt0 % 10 / 5 : (lane >> 2) & 1,
+            pj = kWide ? pt0 % 5 : lane & 3;
+  const int ps1 = pt1 / 10, prow1 = pt1 % 10 / 5, pj1 = pt1 % 5;  // IB = 12, lanes 0 .. 7
+  const bool second_piece = kWide && lane < 8;
+  const int p_off = ps * 2 * kRowStepBytes + prow * kRowStepBytes + pj * 16;
+  const int p_off1 = ps1 * 2 * kRowStepBytes + prow1 * kRowStepBytes + pj1 * 16;
   MmaWalk pw{0, 0, 0, 0, 0};
   pw.tile = static_cast<int>(blockIdx.x);
   pw.it = warp;
@@ -365,11 +414,16 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   int kp = 0;       // chunks requested
   // words of this lane's index rows in group 0 (+ 16 per unit; other groups: + g * group_words)
   const uint32_t* prow_words[kPairs];
+  const uint32_t* prow_words1 = nullptr;  // IB = 12: the second piece (P = 1)
   auto row_words = [&]() {
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
       const int r = min(2 * (pw.rb * kPairs + p) + prow, L.index_rows - 1);
       prow_words[p] = L.packed + static_cast<size_t>(r) * W + 4 * pj;
+    }
+    if constexpr (kWide) {
+      const int r1 = min(2 * pw.rb + prow1, L.index_rows - 1);
+      prow_words1 = L.packed + static_cast<size_t>(r1) * W + 4 * pj1;
     }
   };
   row_words();
@@ -377,12 +431,18 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
     if (pw.tile < k.tiles) {
       const int u = pw.u + ps;
       if (u < pw.uend) {
-        const size_t off_words = mma_unit_words<16>(L, u, upg, group_words);
+        const size_t off_words = mma_unit_words<kUnitWords>(L, u, upg, group_words);
         const int off = (kp & (kStages - 1)) * kSlotBytes + p_off;
 #pragma unroll
         for (int p = 0; p < kPairs; ++p)
-          mma_cp_async16(ring_s + off + p * kMmaPairChunkBytes, ring + off + p * kMmaPairChunkBytes,
-                         prow_words[p] + off_words);
+          mma_cp_async16(ring_s + off + p * kPairBytes, ring + off + p * kPairBytes, prow_words[p] + off_words);
+      }
+      if constexpr (kWide) {
+        const int u1 = pw.u + ps1;
+        if (second_piece && u1 < pw.uend) {
+          const int off1 = (kp & (kStages - 1)) * kSlotBytes + p_off1;
+          mma_cp_async16(ring_s + off1, ring + off1, prow_words1 + mma_unit_words<kUnitWords>(L, u1, upg, group_words));
+        }
       }
       pw.u += kMmaChunk;
       if (pw.u >= pw.uend) {  // next item with work
@@ -403,9 +463,21 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const int acb = q >> 1;  // 0 main, 1 residual
   // code 4 i8 + b of the step (mma b) is half b & 1 of word 2 i8 + b / 2: byte 2 (b & 1) + acb
   const uint32_t sel_even = 0x4440u | static_cast<uint32_t>(acb), sel_odd = sel_even + 2;  // byte -> byte 0
-  const uint32_t lane_cb = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem)) +
-                           static_cast<uint32_t>(acb * n_cb * 16 + i8 * 16);
-  const unsigned char* c_src = ring + arow * 64 + i8 * 8;  // + slot + pair + 128 * step
+  const uint32_t lane_cb = kWide ? smem_s + (acb ? static_cast<uint32_t>((16u << kIB) * kMmaWideMainCopies +
+                                                                          (i8 & (kMmaWideResCopies - 1)) * 16)
+                                                : 0u)
+                                 : static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem)) +
+                                       static_cast<uint32_t>(acb * n_cb * 16 + i8 * 16);
+  // IB = 12: the lane's 4 codes (20 bits each) start at bit 80 i8 of the row's step words = bit
+  // 16 (i8 & 1) of word 5 i8 / 2; it reads 3 words from there. Code c starts at bit 16 (i8 & 1) +
+  // 20 c of them: word 0 / 0 / 1 / 1 (even i8) or 0 / 1 / 1 / 2 (odd), shift (16 (i8 & 1) + 20 c) % 32.
+  const bool odd8 = i8 & 1;
+  const uint32_t wide_sh0 = odd8 ? 16u : 0u, wide_sh1 = odd8 ? 4u : 20u, wide_sh2 = odd8 ? 24u : 8u,
+                 wide_sh3 = odd8 ? 12u : 28u;
+  const uint32_t wide_shift = acb ? 12u : 0u, wide_mask = acb ? 0xFFu : 0xFFFu;  // residual / main bits
+  const uint32_t wide_stride = acb ? 16u * kMmaWideResCopies : 16u * kMmaWideMainCopies;
+  const unsigned char* c_src = kWide ? ring + arow * kRowStepBytes + (5 * i8 >> 1) * 4
+                                     : ring + arow * 64 + i8 * 8;  // + slot + pair + step
   const T* xh[kNT];
   const T* xl[kNT];
   mma_lane_activations<T, kHiLo, kNT>(a, lane, xh, xl);
@@ -425,8 +497,14 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
 
   // ---- stage main and residual codebooks, 8 interleaved copies (mma_stage_codebook's layout) in
   // one loop, both loads first (a two-codebook form of the helper made ptxas spill 32 bytes in
-  // the hi / lo, P = 2 variant; this loop compiles to the same SASS as before the helper existed)
-  {
+  // the hi / lo, P = 2 variant; this loop compiles to the same SASS as before the helper existed).
+  // IB = 12: the residual codebook's copies here; the main one was requested first, its group is
+  // the oldest of the kStages in flight.
+  if constexpr (kWide) {
+    mma_stage_codebook<kMmaWideResCopies>(reinterpret_cast<uint4*>(mma_smem + (size_t{16} << kIB) * kMmaWideMainCopies),
+                                          static_cast<const uint4*>(L.rcb), kRows);
+    mma_cp_async_wait<kStages - 1>();
+  } else {
     uint4* s = reinterpret_cast<uint4*>(mma_smem);
     const uint4* gm = static_cast<const uint4*>(L.cb);
     const uint4* gr = static_cast<const uint4*>(L.rcb);
@@ -451,11 +529,20 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
     uint32_t af[kPairs][4][4];
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
-      const uint2 w = *reinterpret_cast<const uint2*>(slot + p * kMmaPairChunkBytes + s * 128);
-      const uint32_t wv[2] = {w.x, w.y};
+      if constexpr (kWide) {
+        const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * 2 * kRowStepBytes);
+        const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
+        const uint32_t code[4] = {__funnelshift_r(w0, w1, wide_sh0), __funnelshift_r(odd8 ? w1 : w0, odd8 ? w2 : w1, wide_sh1),
+                                  __funnelshift_r(w1, w2, wide_sh2), __funnelshift_r(odd8 ? w2 : w1, w2, wide_sh3)};
 #pragma unroll
-      for (int b = 0; b < 4; ++b)
-        mma_ldsm_x4_trans(cbase + __byte_perm(wv[b >> 1], 0u, (b & 1) ? sel_odd : sel_even) * kEntryBytes, af[p][b]);
+        for (int b = 0; b < 4; ++b) mma_ldsm_x4_trans(cbase + ((code[b] >> wide_shift) & wide_mask) * wide_stride, af[p][b]);
+      } else {
+        const uint2 w = *reinterpret_cast<const uint2*>(slot + p * kMmaPairChunkBytes + s * 128);
+        const uint32_t wv[2] = {w.x, w.y};
+#pragma unroll
+        for (int b = 0; b < 4; ++b)
+          mma_ldsm_x4_trans(cbase + __byte_perm(wv[b >> 1], 0u, (b & 1) ? sel_odd : sel_even) * kEntryBytes, af[p][b]);
+      }
     }
 #pragma unroll
     for (int nt = 0; nt < kNT; ++nt) {
@@ -560,11 +647,12 @@ Kernel* mma_activation_variant(const GemvArgs& a, Kernel* hi_lo, Kernel* aligned
   return a.x_lo ? hi_lo : aligned_to(a.x, 16) ? aligned : unaligned;
 }
 
-// Host launchers (gemv_mma.cu; CUDA only), one per P and n-tile count NT (M <= 8 * NT rows).
-template <typename T, int P, int NT>
+// Host launchers (gemv_mma.cu; CUDA only), one per main index bits IB (8, 12), P and n-tile count
+// NT (M <= 8 * NT rows).
+template <typename T, int IB, int P, int NT>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int P, int NT>
+template <typename T, int IB, int P, int NT>
 int gemv_mma_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu
