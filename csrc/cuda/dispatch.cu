@@ -15,7 +15,9 @@
 //                                    only for bf16), shared memory fits kMmaMaxSmemBytes and
 //                                    the device's per-block opt-in limit (smem_per_block_limit).
 //                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
-//                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold.
+//                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold. Also for
+//                                    VPTQ_GEMV_MMA_WIDE_LAYOUTS (v8-k4096-256, G = 1, P = 1) from
+//                                    M = 2 (kMmaWideMinRows).
 //     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; 3 <= M
 //     (gemv_mma_gather.cuh)          for 12 / 13-bit codes with a residual; M = 1 the fast
 //                                    kernel, measured faster) for VPTQ_GEMV_MMA_GATHER_LAYOUTS
@@ -25,7 +27,8 @@
 //                                    Its staged-main variant (main codebook in shared memory)
 //                                    replaces it for VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS (v8-k4096,
 //                                    v8-k4096-256) with G = 1, from M = 2 (kMmaStageMainMinRows;
-//                                    VPTQ_GEMV_MMA_STAGE_MAIN=0 turns it off).
+//                                    VPTQ_GEMV_MMA_STAGE_MAIN=0 turns it off); v8-k4096-256 takes
+//                                    the mma kernel above unless VPTQ_GEMV_MMA_WIDE=0.
 //                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
 //     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
 //                                    is one of gemv_fast_table.h, there are no outlier columns,
