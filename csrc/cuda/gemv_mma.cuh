@@ -532,10 +532,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
       if constexpr (kWide) {
         const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * 2 * kRowStepBytes);
         const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
-        const uint32_t code[4] = {__funnelshift_r(w0, w1, wide_sh0), __funnelshift_r(odd8 ? w1 : w0, odd8 ? w2 : w1, wide_sh1),
-                                  __funnelshift_r(w1, w2, wide_sh2), __funnelshift_r(odd8 ? w2 : w1, w2, wide_sh3)};
+        const uint32_t code[4] = {__funnelshift_r(w0, w1, wide_sh0),
+                                  __funnelshift_r(odd8 ? w1 : w0, odd8 ? w2 : w1, wide_sh1),
+                                  __funnelshift_r(w1, w2, wide_sh2),
+                                  __funnelshift_r(odd8 ? w2 : w1, w2, wide_sh3)};
 #pragma unroll
-        for (int b = 0; b < 4; ++b) mma_ldsm_x4_trans(cbase + ((code[b] >> wide_shift) & wide_mask) * wide_stride, af[p][b]);
+        for (int b = 0; b < 4; ++b)
+          mma_ldsm_x4_trans(cbase + ((code[b] >> wide_shift) & wide_mask) * wide_stride, af[p][b]);
       } else {
         const uint2 w = *reinterpret_cast<const uint2*>(slot + p * kMmaPairChunkBytes + s * 128);
         const uint32_t wv[2] = {w.x, w.y};

@@ -1,7 +1,8 @@
 // csrc/cuda/gemv_mma_gather.cu: host launchers of the tensor-core gather kernel
 // (gemv_mma_gather.cuh) for fp16 and bf16, one per layout of VPTQ_GEMV_MMA_GATHER_LAYOUTS (main
-// codebook gathered) and of VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS (main codebook staged; gemv_fast_table.h). CUDA only: under HIP this file compiles to
-// nothing and dispatch.cu has no entries for it.
+// codebook gathered) and of VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS (main codebook staged; both in
+// gemv_fast_table.h). CUDA only: under HIP this file compiles to nothing and dispatch.cu has no
+// entries for it.
 #include "gemv_fast_table.h"
 #include "gemv_mma_gather.cuh"
 

@@ -324,7 +324,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArg
   // mma per n-tile (x 2 with hi / lo); mma b of n-tile nt accumulates into d[nt][b % 2]. The A
   // fragments are shared by the n-tiles.
   auto step = [&](float (&d)[kNT][2][4], uint32_t slot_stage, int s, uint32_t rbytes,
-                  const uint32_t (&mas)[kChunk][kMmas], const uint4 (&xs)[kNT][kChunk], const uint4 (&xls)[kNT][kChunk]) {
+                  const uint32_t (&mas)[kChunk][kMmas], const uint4 (&xs)[kNT][kChunk],
+                  const uint4 (&xls)[kNT][kChunk]) {
     uint32_t af[kMmas][4];
 #pragma unroll
     for (int b = 0; b < kMmas; ++b) {
