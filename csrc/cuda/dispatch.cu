@@ -476,25 +476,26 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   // the entries of one n-tile for M <= 8, of two for 9 <= M <= 16 (gather kernel only)
   const int tile_rows = m <= gpu::kMmaMaxRows ? gpu::kMmaMaxRows : gpu::kMmaMaxTiles * gpu::kMmaMaxRows;
   if (m > tile_rows) return -1;
+  const size_t smem_limit = std::min(kMmaMaxSmemBytes, smem_per_block_limit());
   int best = -1;
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
     if (!e.mma || e.mb != tile_rows || e.dtype != dtype || e.vt != a.vector_len || e.ib != a.index_bits ||
         e.rb != a.res_index_bits || (forced_pairs > 0 && !e.gather && e.r != forced_pairs))
       continue;
-    const long gather_min_rows = forced_gather_min_rows > 0 ? forced_gather_min_rows
-                                 : e.stage_main                                ? kMmaStageMainMinRows
-                                 : e.ib < gpu::kGatherIndexBits && e.rb == 8 ? kMmaGatherOddResMinRows
-                                                                             : kMmaGatherMinRows;
-    if (e.gather && (m < gather_min_rows || (e.rb == 8 && a.group_num != 1)))
-      continue;  // M = 1: the fast kernel; a 256-row residual: one staged copy (G = 1)
-    if (e.stage_main && (!stage_main_on || a.group_num != 1)) continue;  // one staged main codebook
+    // per kind of entry: whether it is on, the fewest rows it takes (M = 1 stays on the fast kernel
+    // where measured faster), and whether it stages one group's codebook only (G = 1)
     const bool wide = !e.gather && e.ib != 8;  // gemv_mma.cuh for 12-bit main codes
-    if (wide && (!wide_on || m < wide_min_rows || a.group_num != 1)) continue;
+    const bool on = e.stage_main ? stage_main_on : wide ? wide_on : true;
+    const long first_row = !e.gather                ? (wide ? wide_min_rows : 1)
+                           : forced_gather_min_rows > 0 ? forced_gather_min_rows
+                           : e.stage_main                ? kMmaStageMainMinRows
+                           : e.ib < gpu::kGatherIndexBits && e.rb == 8 ? kMmaGatherOddResMinRows
+                                                                         : kMmaGatherMinRows;
+    const bool one_group = wide || e.stage_main || (e.gather && e.rb == 8);
+    if (!on || m < first_row || (one_group && a.group_num != 1)) continue;
     const FastGeometry f = mma_geometry(a, e.r);
-    const size_t smem = mma_entry_smem(a, e, f.items, e.r);
-    if (f.items == 0 || smem > kMmaMaxSmemBytes || smem > smem_per_block_limit())
-      continue;
+    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > smem_limit) continue;
     // per layout: the staged-codebook kernel, then the gather kernel's staged-main variant, then
     // its gathering one; among entries of one kind, the least modelled time (ties: the larger P)
     auto rank = [](const GemvEntry& x) { return !x.gather ? 2 : x.stage_main ? 1 : 0; };

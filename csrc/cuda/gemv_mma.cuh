@@ -255,6 +255,16 @@ __device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src,
   }
 }
 
+// Copy n 16-byte rows global -> shared by cp.async.cg (no registers held, all in flight at once):
+// one copy of a codebook too large for the interleaved copies. Block-wide, one commit group per
+// thread; the caller waits and synchronises.
+__device__ __forceinline__ void mma_stage_rows_async(uint32_t dst, unsigned char* dst_generic, const void* src, int n) {
+  const uint4* rows = static_cast<const uint4*>(src);
+  for (int e = threadIdx.x; e < n; e += kMmaThreads)
+    mma_cp_async16<false>(dst + static_cast<uint32_t>(e * 16), dst_generic + e * 16, rows + e);
+  mma_cp_async_commit();
+}
+
 // End of a block tile: one thread per (row block rr, pair p, n-tile nt, output 0..15, activation
 // row) sums the S items' D fragments (part[((item * P + p) * kNT + nt) * 128 + lane * 4 + c],
 // fragment order) in item order (deterministic, no atomics) and stores the output with the
@@ -386,14 +396,9 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   unsigned char* ring = mma_smem + ring_off;
   const uint32_t ring_s = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
   const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
-  if constexpr (kWide) {
-    // the main codebook first (cp.async, its own commit group, waited for before the first
-    // __syncthreads), so the ring's first requests below queue behind it
-    const uint4* gm = static_cast<const uint4*>(L.cb);
-    for (int e = threadIdx.x; e < (1 << kIB); e += kMmaThreads)
-      mma_cp_async16(smem_s + static_cast<uint32_t>(e * 16), mma_smem + e * 16, gm + e);
-    mma_cp_async_commit();
-  }
+  // the main codebook first (cp.async, its own commit group, waited for before the first
+  // __syncthreads), so the ring's first requests below queue behind it
+  if constexpr (kWide) mma_stage_rows_async(smem_s, mma_smem, L.cb, 1 << kIB);
 
   // ---- producer role of this lane, for each pair p of the row block: 16 bytes of a chunk =
   // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16. IB = 12: a chunk is 40

@@ -126,15 +126,6 @@ __device__ __forceinline__ uint32_t mma_pick_word(const uint32_t (&w)[N], int a)
   return v;
 }
 
-// Copy n 16-byte rows global -> shared by cp.async.cg (no registers held, all in flight at once);
-// block-wide, one commit group per thread; the caller waits and synchronises.
-__device__ __forceinline__ void mma_stage_rows_async(uint32_t dst, unsigned char* dst_generic, const void* src, int n) {
-  const uint4* rows = static_cast<const uint4*>(src);
-  for (int e = threadIdx.x; e < n; e += kMmaThreads)
-    mma_cp_async16<false>(dst + static_cast<uint32_t>(e * 16), dst_generic + e * 16, rows + e);
-  mma_cp_async_commit();
-}
-
 template <typename T, bool kXVec, bool kHiLo, int kV, int kIB, int kRB, int kNT, bool kStageMain>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_gather_kernel(GemvArgs a) {
   static_assert((kV == 8 && (kIB == 16 || kIB == 12 || kIB == 13) && (kRB == 0 || kRB == 8)) ||
