@@ -380,7 +380,7 @@ def test_mma_gather_kernel_dispatch():
         pytest.skip("tensor-core decode kernels off (device below sm_80, VPTQ_GEMV_MMA=0) or moved")
     for v, ib, k_res, rb in ((8, 16, 0, 0), (8, 16, 256, 8), (16, 16, 65536, 16), (8, 12, 0, 0), (8, 12, 256, 8),
                              (8, 13, 256, 8)):
-        if (ib, rb) == (12, 8) and _wide_expected():
+        if ib == 12 and _wide_expected():
             continue  # the staged-codebook kernel: test_mma_wide_kernel_dispatch
         attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=v, k=2**ib,
                                                            k_res=k_res)).as_dict()
@@ -425,15 +425,16 @@ def test_mma_wide_kernel_dispatch():
     mod = _kernels()
     if not _mma_expected() or not _wide_expected() or "VPTQ_GEMV_CHUNKED_MAX_M" in os.environ:
         pytest.skip("tensor-core decode kernels off or moved by the environment")
-    attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096,
-                                                       k_res=256)).as_dict()
-    for dt in ("float16", "bfloat16"):
-        assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=12,RB=8,MB=1>"
-        for m in (2, 5, 8):
-            assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB=8,P=1>"
-        for m in (9, 16):
-            assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB=8,P=1,MB=16>"
-        assert mod.gemm_cuda_kernel_name(attrs, dt, 17).startswith(f"vptq_dequant_tiles<{dt}>+")
+    for k_res, rb in ((256, 8), (0, 0)):
+        attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096,
+                                                           k_res=k_res)).as_dict()
+        for dt in ("float16", "bfloat16"):
+            assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=12,RB={rb},MB=1>"
+            for m in (2, 5, 8):
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1>"
+            for m in (9, 16):
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1,MB=16>"
+            assert mod.gemm_cuda_kernel_name(attrs, dt, 17).startswith(f"vptq_dequant_tiles<{dt}>+")
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
     assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0  # X read in place
     g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096, k_res=256,
@@ -519,12 +520,12 @@ def test_mma_gather_kernel_gathering_main():
 
 
 def test_mma_gather_staged_main_with_residual():
-    """The gather kernel's staged-main variant for v8-k4096-256, which dispatch gives to the
-    staged-codebook kernel: VPTQ_GEMV_MMA_WIDE=0 in a fresh interpreter."""
+    """The gather kernel's staged-main variant for v8-k4096 and v8-k4096-256, which dispatch gives
+    to the staged-codebook kernel: VPTQ_GEMV_MMA_WIDE=0 in a fresh interpreter."""
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
-    _run_child_tests("matches_fp64 and mma and k4096-256", VPTQ_GEMV_MMA_WIDE="0")
+    _run_child_tests("matches_fp64 and mma and k4096", VPTQ_GEMV_MMA_WIDE="0")
 
 
 def test_mma_gather_kernel_at_one_row():

@@ -245,11 +245,11 @@ struct GemvEntry {
 #if !VPTQ_HIP
 // staged-codebook kernel: P = 1, 2 with one n-tile (M <= 8), P = 1 with two (M <= 16, ",MB=16")
 #define VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, P)                                             \
-  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, IB, P, 1>,          \
-   &gpu::gemv_mma_blocks_per_sm<T, IB, P, 1>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
+  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, P, 1>,          \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, P, 1>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
 #define VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)                                               \
-  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, 1, 2>,      \
-   &gpu::gemv_mma_blocks_per_sm<T, IB, 1, 2>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>"},
+  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 2>,      \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 2>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>"},
 #define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB)                                                  \
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)    \
   VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)

@@ -6,36 +6,40 @@
 namespace vptq {
 namespace gpu {
 
-template <typename T, int IB, int P, int NT>
+template <typename T, int IB, int RB, int P, int NT>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
-  auto* kernel = mma_activation_variant(a, &gemv_mma_kernel<T, true, true, P, NT, IB>,
-                                        &gemv_mma_kernel<T, true, false, P, NT, IB>,
-                                        &gemv_mma_kernel<T, false, false, P, NT, IB>);
+  auto* kernel = mma_activation_variant(a, &gemv_mma_kernel<T, true, true, P, NT, IB, RB>,
+                                        &gemv_mma_kernel<T, true, false, P, NT, IB, RB>,
+                                        &gemv_mma_kernel<T, false, false, P, NT, IB, RB>);
   return launch_decode_kernel(kernel, kMmaThreads, kSmemDefaultBytes, a, smem_bytes, grid, stream);
 }
 
 // Resident blocks per SM (the variants share __launch_bounds__ and shared memory).
-template <typename T, int IB, int P, int NT>
+template <typename T, int IB, int RB, int P, int NT>
 int gemv_mma_blocks_per_sm(size_t smem_bytes) {
-  return resident_blocks_per_sm(gemv_mma_kernel<T, true, false, P, NT, IB>, kMmaThreads, kSmemDefaultBytes,
+  return resident_blocks_per_sm(gemv_mma_kernel<T, true, false, P, NT, IB, RB>, kMmaThreads, kSmemDefaultBytes,
                                 smem_bytes);
 }
 
-#define VPTQ_MMA_INSTANTIATE(T, IB, P, NT)                                                       \
-  template gpuError_t launch_gemv_mma<T, IB, P, NT>(const GemvArgs&, size_t, int, gpuStream_t); \
-  template int gemv_mma_blocks_per_sm<T, IB, P, NT>(size_t);
+#define VPTQ_MMA_INSTANTIATE(T, IB, RB, P, NT)                                                       \
+  template gpuError_t launch_gemv_mma<T, IB, RB, P, NT>(const GemvArgs&, size_t, int, gpuStream_t); \
+  template int gemv_mma_blocks_per_sm<T, IB, RB, P, NT>(size_t);
 // IB = 8 (v8-k256-256): (P, NT) = (1, 1), (2, 1), (1, 2): P = 2 with two n-tiles spills (72-272-byte
-// stack frames, ptxas, sm_90). IB = 12 (v8-k4096-256): P = 1.
-VPTQ_MMA_INSTANTIATE(gpu_half, 8, 1, 1)
-VPTQ_MMA_INSTANTIATE(gpu_half, 8, 2, 1)
-VPTQ_MMA_INSTANTIATE(gpu_half, 8, 1, 2)
-VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 8, 1, 1)
-VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 8, 2, 1)
-VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 8, 1, 2)
-VPTQ_MMA_INSTANTIATE(gpu_half, 12, 1, 1)
-VPTQ_MMA_INSTANTIATE(gpu_half, 12, 1, 2)
-VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 12, 1, 1)
-VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 12, 1, 2)
+// stack frames, ptxas, sm_90). IB = 12 (v8-k4096-256, RB = 8; v8-k4096, RB = 0): P = 1.
+VPTQ_MMA_INSTANTIATE(gpu_half, 8, 8, 1, 1)
+VPTQ_MMA_INSTANTIATE(gpu_half, 8, 8, 2, 1)
+VPTQ_MMA_INSTANTIATE(gpu_half, 8, 8, 1, 2)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 8, 8, 1, 1)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 8, 8, 2, 1)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 8, 8, 1, 2)
+VPTQ_MMA_INSTANTIATE(gpu_half, 12, 8, 1, 1)
+VPTQ_MMA_INSTANTIATE(gpu_half, 12, 8, 1, 2)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 12, 8, 1, 1)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 12, 8, 1, 2)
+VPTQ_MMA_INSTANTIATE(gpu_half, 12, 0, 1, 1)
+VPTQ_MMA_INSTANTIATE(gpu_half, 12, 0, 1, 2)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 12, 0, 1, 1)
+VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 12, 0, 1, 2)
 #undef VPTQ_MMA_INSTANTIATE
 
 }  // namespace gpu

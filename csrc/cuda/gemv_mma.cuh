@@ -96,10 +96,12 @@ __host__ __device__ constexpr int mma_stages(int pairs) { return kMmaRingBytes /
 constexpr int kMmaWideMainCopies = 1;
 constexpr int kMmaWideResCopies = 4;
 constexpr int kMmaWideStages = 4;
-__host__ __device__ constexpr int mma_unit_words_of(int ib) { return ib + 8; }  // T = IB + RB (RB = 8)
-__host__ __device__ constexpr int mma_pair_chunk_bytes(int ib) { return kMmaChunk * 2 * 4 * mma_unit_words_of(ib); }
-__host__ __device__ constexpr int mma_ring_bytes(int ib, int pairs) {
-  return ib == 8 ? kMmaRingBytes : kMmaWideStages * pairs * mma_pair_chunk_bytes(ib);
+__host__ __device__ constexpr int mma_unit_words_of(int ib, int rb) { return ib + rb; }  // T = IB + RB
+__host__ __device__ constexpr int mma_pair_chunk_bytes(int ib, int rb) {
+  return kMmaChunk * 2 * 4 * mma_unit_words_of(ib, rb);
+}
+__host__ __device__ constexpr int mma_ring_bytes(int ib, int rb, int pairs) {
+  return ib == 8 ? kMmaRingBytes : kMmaWideStages * pairs * mma_pair_chunk_bytes(ib, rb);
 }
 
 // Dynamic shared memory: both codebooks (IB = 8: 8 copies of each; IB = 12: 1 main + 4 residual
@@ -107,9 +109,10 @@ __host__ __device__ constexpr int mma_ring_bytes(int ib, int pairs) {
 inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs, int ntiles) {
   const size_t main_copies = ib == 8 ? kFastCopies : kMmaWideMainCopies;
   const size_t res_copies = ib == 8 ? kFastCopies : kMmaWideResCopies;
-  return static_cast<size_t>(groups) * ((size_t{1} << ib) * main_copies + (size_t{1} << rb) * res_copies) * 16 +
+  const size_t res_rows = rb ? size_t{1} << rb : 0;
+  return static_cast<size_t>(groups) * ((size_t{1} << ib) * main_copies + res_rows * res_copies) * 16 +
          static_cast<size_t>(items) * pairs * ntiles * kMmaItemFloats * sizeof(float) +
-         static_cast<size_t>(kMmaWarps) * mma_ring_bytes(ib, pairs);
+         static_cast<size_t>(kMmaWarps) * mma_ring_bytes(ib, rb, pairs);
 }
 
 #if !VPTQ_HIP
@@ -363,14 +366,18 @@ __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int 
   }
 }
 
-template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8>
+template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8>
 __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
-  static_assert(kIB == 8 || (kIB == 12 && kPairs == 1), "v8-k256-256 (P = 1, 2) or v8-k4096-256 (P = 1)");
-  constexpr bool kWide = kIB == 12;  // 20-bit codes, G = 1 (dispatch.cu checks)
+  static_assert((kIB == 8 && kRB == 8) || (kIB == 12 && (kRB == 8 || kRB == 0) && kPairs == 1),
+                "v8-k256-256 (P = 1, 2), v8-k4096-256 or v8-k4096 (P = 1)");
+  constexpr bool kWide = kIB == 12;  // 20- or 12-bit codes, G = 1 (dispatch.cu checks)
+  constexpr bool kNoRes = kRB == 0;  // v8-k4096: 16 main codes per mma, 2 mma per step
   constexpr int kStages = kWide ? kMmaWideStages : mma_stages(kPairs);
-  constexpr int kUnitWords = mma_unit_words_of(kIB);
+  constexpr int kUnitWords = mma_unit_words_of(kIB, kRB);
   constexpr int kRowStepBytes = 4 * kUnitWords;  // one row's words of one step
-  constexpr int kPairBytes = mma_pair_chunk_bytes(kIB);
+  constexpr int kPairBytes = mma_pair_chunk_bytes(kIB, kRB);
+  constexpr int kPieces = kPairBytes / 16;       // 16-byte cp.async pieces of a pair's chunk
+  constexpr int kRowPieces = kRowStepBytes / 16;  // of one row's step
   constexpr int kSlotBytes = kPairs * kPairBytes;
   static_assert((kStages & (kStages - 1)) == 0 && kStages >= 2, "ring slots: a power of two >= 2");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
@@ -388,7 +395,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
 
   // bytes of the staged codebooks: IB = 8 both as n_cb slots; IB = 12 one main copy + the residual copies
-  const size_t cb_bytes = kWide ? (size_t{16} << kIB) * kMmaWideMainCopies + size_t{16} * kRows * kMmaWideResCopies
+  const size_t cb_bytes = kWide ? (size_t{16} << kIB) * kMmaWideMainCopies +
+                                      (kNoRes ? 0 : size_t{16} * kRows * kMmaWideResCopies)
                                 : static_cast<size_t>(2 * n_cb) * 16;
   float* part = reinterpret_cast<float*>(mma_smem + cb_bytes);
   const size_t ring_off = cb_bytes + static_cast<size_t>(k.items) * kPairs * kNT * kMmaItemFloats * sizeof(float) +
@@ -401,14 +409,16 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   if constexpr (kWide) mma_stage_rows_async(smem_s, mma_smem, L.cb, 1 << kIB);
 
   // ---- producer role of this lane, for each pair p of the row block: 16 bytes of a chunk =
-  // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16. IB = 12: a chunk is 40
-  // pieces of 16 bytes (4 steps x 2 rows x 5); lane l copies piece l and lanes 0 .. 7 also piece
-  // 32 + l (piece t: step t / 10, row t % 10 / 5, bytes 16 (t % 5) .. of the row's 80).
+  // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16. IB = 12: a chunk is
+  // kPieces pieces of 16 bytes (4 steps x 2 rows x kRowPieces: 40 with the residual, 24 without);
+  // lane l copies piece l (if l < kPieces) and lanes 0 .. 7 also piece 32 + l (if < kPieces); piece
+  // t: step t / (2 kRowPieces), row t / kRowPieces % 2, bytes 16 (t % kRowPieces) .. of the row's.
   const int pt0 = lane, pt1 = 32 + (lane & 7);
-  const int ps = kWide ? pt0 / 10 : lane >> 3, prow = kWide ? pt0 % 10 / 5 : (lane >> 2) & 1,
-            pj = kWide ? pt0 % 5 : lane & 3;
-  const int ps1 = pt1 / 10, prow1 = pt1 % 10 / 5, pj1 = pt1 % 5;  // IB = 12, lanes 0 .. 7
-  const bool second_piece = kWide && lane < 8;
+  const int ps = kWide ? pt0 / (2 * kRowPieces) : lane >> 3, prow = kWide ? pt0 / kRowPieces % 2 : (lane >> 2) & 1,
+            pj = kWide ? pt0 % kRowPieces : lane & 3;
+  const int ps1 = pt1 / (2 * kRowPieces), prow1 = pt1 / kRowPieces % 2, pj1 = pt1 % kRowPieces;
+  const bool first_piece = !kWide || lane < kPieces;
+  const bool second_piece = kWide && lane < 8 && 32 + lane < kPieces;
   const int p_off = ps * 2 * kRowStepBytes + prow * kRowStepBytes + pj * 16;
   const int p_off1 = ps1 * 2 * kRowStepBytes + prow1 * kRowStepBytes + pj1 * 16;
   MmaWalk pw{0, 0, 0, 0, 0};
@@ -435,7 +445,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   auto request = [&]() {
     if (pw.tile < k.tiles) {
       const int u = pw.u + ps;
-      if (u < pw.uend) {
+      if (first_piece && u < pw.uend) {
         const size_t off_words = mma_unit_words<kUnitWords>(L, u, upg, group_words);
         const int off = (kp & (kStages - 1)) * kSlotBytes + p_off;
 #pragma unroll
@@ -468,7 +478,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const int acb = q >> 1;  // 0 main, 1 residual
   // code 4 i8 + b of the step (mma b) is half b & 1 of word 2 i8 + b / 2: byte 2 (b & 1) + acb
   const uint32_t sel_even = 0x4440u | static_cast<uint32_t>(acb), sel_odd = sel_even + 2;  // byte -> byte 0
-  const uint32_t lane_cb = kWide ? smem_s + (acb ? static_cast<uint32_t>((16u << kIB) * kMmaWideMainCopies +
+  const uint32_t lane_cb = kWide ? smem_s + (acb && !kNoRes ? static_cast<uint32_t>((16u << kIB) * kMmaWideMainCopies +
                                                                           (i8 & (kMmaWideResCopies - 1)) * 16)
                                                 : 0u)
                                  : static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem)) +
@@ -481,8 +491,17 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
                  wide_sh3 = odd8 ? 12u : 28u;
   const uint32_t wide_shift = acb ? 12u : 0u, wide_mask = acb ? 0xFFu : 0xFFFu;  // residual / main bits
   const uint32_t wide_stride = acb ? 16u * kMmaWideResCopies : 16u * kMmaWideMainCopies;
-  const unsigned char* c_src = kWide ? ring + arow * kRowStepBytes + (5 * i8 >> 1) * 4
-                                     : ring + arow * 64 + i8 * 8;  // + slot + pair + step
+  // IB = 12 without a residual (12-bit codes, the gather kernel's RB = 0 column map: code slot j
+  // of mma b is column 8 (j % 8 / 2) + 2 (j / 8) + j % 2 + 4 b): address lane 8q + i supplies
+  // slot 8 (q / 2) + i, so its codes are columns c0 = 8 (i / 2) + 2 (q / 2) + i % 2 (mma 0) and
+  // c0 + 4 (mma 1), at bits 96 (i / 2) + 24 (q / 2) + 12 (i % 2) and 48 more: it reads words
+  // 3 (i / 2) .. + 2 of the row's 12 and cuts code 0 out of words 0 / 1 (1 / 2 when q / 2 and
+  // i % 2 are both 1) and code 1 out of words 1 / 2 (2 when q / 2 is 1).
+  const bool nr_h = q >> 1, nr_ho = nr_h && odd8;
+  const uint32_t nr_sh0 = (24u * nr_h + 12u * odd8) & 31u, nr_sh1 = (24u * nr_h + 12u * odd8 + 48u) & 31u;
+  const unsigned char* c_src = kNoRes  ? ring + arow * kRowStepBytes + 3 * (i8 >> 1) * 4
+                               : kWide ? ring + arow * kRowStepBytes + (5 * i8 >> 1) * 4
+                                       : ring + arow * 64 + i8 * 8;  // + slot + pair + step
   const T* xh[kNT];
   const T* xl[kNT];
   mma_lane_activations<T, kHiLo, kNT>(a, lane, xh, xl);
@@ -506,8 +525,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   // IB = 12: the residual codebook's copies here; the main one was requested first, its group is
   // the oldest of the kStages in flight.
   if constexpr (kWide) {
-    mma_stage_codebook<kMmaWideResCopies>(reinterpret_cast<uint4*>(mma_smem + (size_t{16} << kIB) * kMmaWideMainCopies),
-                                          static_cast<const uint4*>(L.rcb), kRows);
+    if constexpr (!kNoRes) {
+      mma_stage_codebook<kMmaWideResCopies>(
+          reinterpret_cast<uint4*>(mma_smem + (size_t{16} << kIB) * kMmaWideMainCopies),
+          static_cast<const uint4*>(L.rcb), kRows);
+    }
     mma_cp_async_wait<kStages - 1>();
   } else {
     uint4* s = reinterpret_cast<uint4*>(mma_smem);
@@ -534,7 +556,14 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
     uint32_t af[kPairs][4][4];
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
-      if constexpr (kWide) {
+      if constexpr (kNoRes) {
+        const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * 2 * kRowStepBytes);
+        const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
+        const uint32_t code0 = __funnelshift_r(nr_ho ? w1 : w0, nr_ho ? w2 : w1, nr_sh0) & 0xFFFu;
+        const uint32_t code1 = __funnelshift_r(nr_h ? w2 : w1, w2, nr_sh1) & 0xFFFu;
+        mma_ldsm_x4_trans(cbase + code0 * 16u * kMmaWideMainCopies, af[p][0]);
+        mma_ldsm_x4_trans(cbase + code1 * 16u * kMmaWideMainCopies, af[p][1]);
+      } else if constexpr (kWide) {
         const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * 2 * kRowStepBytes);
         const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
         const uint32_t code[4] = {__funnelshift_r(w0, w1, wide_sh0),
@@ -552,22 +581,37 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
           mma_ldsm_x4_trans(cbase + __byte_perm(wv[b >> 1], 0u, (b & 1) ? sel_odd : sel_even) * kEntryBytes, af[p][b]);
       }
     }
+    if constexpr (kNoRes) {
+      // mma b: columns 8t + 4b .. + 3 of B lane (g, t) = words 2b, 2b + 1 of its activation load
 #pragma unroll
-    for (int nt = 0; nt < kNT; ++nt) {
-      const uint4& x = xs[nt][s];
-      const uint32_t xv[4] = {mma_b_operand(x, 0), mma_b_operand(x, 1), mma_b_operand(x, 2), mma_b_operand(x, 3)};
+      for (int nt = 0; nt < kNT; ++nt) {
+        const uint4& x = xs[nt][s];
+        MmaOp<T>::run(d[0][nt][0], af[0][0], x.x, x.y);
+        MmaOp<T>::run(d[0][nt][1], af[0][1], x.z, x.w);
+        if constexpr (kHiLo) {
+          const uint4& xlo = xls[nt][s];
+          MmaOp<T>::run(d[0][nt][0], af[0][0], xlo.x, xlo.y);
+          MmaOp<T>::run(d[0][nt][1], af[0][1], xlo.z, xlo.w);
+        }
+      }
+    } else {
 #pragma unroll
-      for (int p = 0; p < kPairs; ++p)
-#pragma unroll
-        for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][nt][b & 1], af[p][b], xv[b], xv[b]);
-      if constexpr (kHiLo) {
-        const uint4& xlo = xls[nt][s];
-        const uint32_t lv[4] = {mma_b_operand(xlo, 0), mma_b_operand(xlo, 1), mma_b_operand(xlo, 2),
-                                mma_b_operand(xlo, 3)};
+      for (int nt = 0; nt < kNT; ++nt) {
+        const uint4& x = xs[nt][s];
+        const uint32_t xv[4] = {mma_b_operand(x, 0), mma_b_operand(x, 1), mma_b_operand(x, 2), mma_b_operand(x, 3)};
 #pragma unroll
         for (int p = 0; p < kPairs; ++p)
 #pragma unroll
-          for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][nt][b & 1], af[p][b], lv[b], lv[b]);
+          for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][nt][b & 1], af[p][b], xv[b], xv[b]);
+        if constexpr (kHiLo) {
+          const uint4& xlo = xls[nt][s];
+          const uint32_t lv[4] = {mma_b_operand(xlo, 0), mma_b_operand(xlo, 1), mma_b_operand(xlo, 2),
+                                  mma_b_operand(xlo, 3)};
+#pragma unroll
+          for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+            for (int b = 0; b < 4; ++b) MmaOp<T>::run(d[p][nt][b & 1], af[p][b], lv[b], lv[b]);
+        }
       }
     }
   };
@@ -657,10 +701,10 @@ Kernel* mma_activation_variant(const GemvArgs& a, Kernel* hi_lo, Kernel* aligned
 
 // Host launchers (gemv_mma.cu; CUDA only), one per main index bits IB (8, 12), P and n-tile count
 // NT (M <= 8 * NT rows).
-template <typename T, int IB, int P, int NT>
+template <typename T, int IB, int RB, int P, int NT>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int IB, int P, int NT>
+template <typename T, int IB, int RB, int P, int NT>
 int gemv_mma_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu
