@@ -432,9 +432,11 @@ def test_mma_wide_kernel_dispatch():
             assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=12,RB={rb},MB=1>"
             for m in (2, 5, 8):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1>"
-            for m in (9, 16):
+            # M = 9 .. 16 one launch of two n-tiles; 16-row slices up to 32 rows for v8-k4096, else prefill
+            last = 32 if rb == 0 else 16
+            for m in (9, 16, last):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1,MB=16>"
-            assert mod.gemm_cuda_kernel_name(attrs, dt, 17).startswith(f"vptq_dequant_tiles<{dt}>+")
+            assert mod.gemm_cuda_kernel_name(attrs, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
     assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0  # X read in place
     g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096, k_res=256,

@@ -16,8 +16,8 @@
 //                                    the device's per-block opt-in limit (smem_per_block_limit).
 //                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
 //                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold. Also for
-//                                    VPTQ_GEMV_MMA_WIDE_LAYOUTS (v8-k4096-256, G = 1, P = 1) from
-//                                    M = 2 (kMmaWideMinRows).
+//                                    VPTQ_GEMV_MMA_WIDE_LAYOUTS (v8-k4096-256, v8-k4096; G = 1,
+//                                    P = 1) from M = 2 (kMmaWideMinRows).
 //     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; 3 <= M
 //     (gemv_mma_gather.cuh)          for 12 / 13-bit codes with a residual; M = 1 the fast
 //                                    kernel, measured faster) for VPTQ_GEMV_MMA_GATHER_LAYOUTS
@@ -27,8 +27,8 @@
 //                                    Its staged-main variant (main codebook in shared memory)
 //                                    replaces it for VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS (v8-k4096,
 //                                    v8-k4096-256) with G = 1, from M = 2 (kMmaStageMainMinRows;
-//                                    VPTQ_GEMV_MMA_STAGE_MAIN=0 turns it off); v8-k4096-256 takes
-//                                    the mma kernel above unless VPTQ_GEMV_MMA_WIDE=0.
+//                                    VPTQ_GEMV_MMA_STAGE_MAIN=0 turns it off); both take the mma
+//                                    kernel above unless VPTQ_GEMV_MMA_WIDE=0.
 //                                    (fast entries exist for MB = 1 and 8: gemv_fast_table.h)
 //     fast kernel (gemv_fast.cuh)    when dtype is fp16 / bf16, (v, index_bits, res_index_bits)
 //                                    is one of gemv_fast_table.h, there are no outlier columns,
@@ -51,10 +51,11 @@
 //                                    variants: one launch for M <= 16, else ceil(M / 16)
 //                                    launches on 16-row slices of X, for fp16 / bf16 layouts with
 //                                    a tensor-core decode kernel (up to 32 rows for the
-//                                    staged-codebook kernel, 64 when W needs several
-//                                    dequantization chunks; 16 for the gather kernel, 32 for
-//                                    V = 16 and the staged-main v8-k4096; measured crossovers,
-//                                    kChunked*); else
+//                                    staged-codebook kernel with 8-bit codes, 64 when W needs
+//                                    several dequantization chunks; with 12-bit codes 32 for
+//                                    v8-k4096, 16 for v8-k4096-256; 16 for the gather kernel,
+//                                    32 for V = 16 and the staged-main v8-k4096; measured
+//                                    crossovers, kChunked*); else
 //   M > 8                            prefill: dequantize W in stored column order into the
 //                                    workspace (row chunks of at most kDequantChunkMaxBytes),
 //                                    then cublasGemmEx (fp32 compute) when a BLAS handle is
@@ -169,6 +170,11 @@ constexpr int64_t kChunkedGatherWideMaxRows = 32;
 // small 8B qkv / kv); with the residual (v8-k4096-256) M = 17 0.78-1.02x, M = 32 1.00-1.24x, so it
 // keeps 16.
 constexpr int64_t kChunkedStageMainMaxRows = 32;
+// the staged-codebook kernel for v8-k4096 (gemv_mma.cuh, IB = 12, RB = 0): 32 rows. Measured
+// (H200, fp16, 8 Llama shapes, two repeats, slices against prefill,
+// docs/bench/bench_mma_k4096_h200_2026-11-27.md): M = 17 / 24 / 32 0.49-0.83x / 0.52-0.84x /
+// 0.57-0.84x on 6 shapes; 8B qkv 0.91 / 1.03 / 1.04x, 8B kv 1.00 / 0.95 / 0.99x.
+constexpr int64_t kChunkedMmaWideNoResMaxRows = 32;
 constexpr int kMmaGatherOddResMinRows = 3;
 // the gather kernel's staged-main variant (VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS: v8-k4096,
 // v8-k4096-256 with G = 1) from this many rows on; it replaces the gathering variant there
@@ -179,14 +185,18 @@ constexpr int kMmaGatherOddResMinRows = 3;
 // at M = 2 against the generic kernel 0.59-0.97x on 7 shapes, 1.19x on 70B up; at M = 1 (first
 // run, 5 shapes) 1.10-1.77x of the fast kernel's time, so M = 1 stays there.
 constexpr int kMmaStageMainMinRows = 2;
-// the staged-codebook kernel (gemv_mma.cuh) for 12-bit main codes with the 256-row residual
-// (VPTQ_GEMV_MMA_WIDE_LAYOUTS: v8-k4096-256, G = 1) from this many rows on
+// the staged-codebook kernel (gemv_mma.cuh) for 12-bit main codes (VPTQ_GEMV_MMA_WIDE_LAYOUTS:
+// v8-k4096-256 and v8-k4096, G = 1) from this many rows on
 // (VPTQ_GEMV_MMA_WIDE_MIN_M overrides, VPTQ_GEMV_MMA_WIDE=0 turns it off). Measured (H200, fp16,
 // 8 Llama shapes, two repeats, same-call A/B against 7e8bb2a, docs/kernels.md): M = 2 / 8
 // 0.68-0.80x / 0.71-0.82x of the staged-main gather variant (or the generic kernel at M = 2);
 // M = 16 0.86-0.99x; at M = 1 0.87-1.19x of the fast kernel (8 shapes: 376 against 343 us), so
 // M = 1 stays there. Decode slices above 16 rows lost (M = 32: 1.10-1.49x of prefill on the 8B
 // shapes but 8B down 0.99x, 70B down 0.86x): 16 rows, as the gather kernel.
+// v8-k4096 (same-call A/B against the staged-main gather variant, VPTQ_GEMV_MMA_WIDE=0, H200,
+// fp16, 8 shapes, two repeats, docs/bench/bench_mma_k4096_h200_2026-11-27.md): M = 2 / 4 / 8 / 16
+// 0.71-0.85x / 0.73-0.86x / 0.76-0.87x / 0.79-0.91x; at M = 1 0.93-1.14x of the fast kernel (the
+// 8 shapes 249 against 237 us), so M = 1 stays there too.
 constexpr long kMmaWideMinRows = 2;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
@@ -573,7 +583,8 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
   const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
                                   dtype_size(dtype) > dequant_chunk_bytes();
   const GemvEntry& e = kGemvTable[entry];
-  if (!e.gather && e.ib != 8) return kChunkedGatherMaxRows;  // gemv_mma.cuh, 12-bit codes (kMmaWideMinRows)
+  if (!e.gather && e.ib != 8)  // gemv_mma.cuh, 12-bit codes (kMmaWideMinRows)
+    return e.rb == 0 ? kChunkedMmaWideNoResMaxRows : kChunkedGatherMaxRows;
   if (!e.gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
   if (e.stage_main && e.rb == 0) return kChunkedStageMainMaxRows;
   return a.vector_len == 16 ? kChunkedGatherWideMaxRows : kChunkedGatherMaxRows;

@@ -30,11 +30,11 @@
 // prefers it over the fast kernel for these layouts.
 #define VPTQ_GEMV_MMA_LAYOUTS(X) \
   X(8, 8, 8)    /* v8-k256-256 */
-// The same kernel for 12-bit main codes with the 256-row residual (20-bit codes; one copy of the
-// 64 KB main codebook, G = 1, P = 1 only).
+// The same kernel for 12-bit main codes, with the 256-row residual (20-bit codes) or without (12-bit
+// codes, the gather kernel's RB = 0 column map); one copy of the 64 KB main codebook, G = 1, P = 1 only.
 #define VPTQ_GEMV_MMA_WIDE_LAYOUTS(X) \
   X(8, 12, 8)   /* v8-k4096-256 */      \
-  X(8, 12, 0)   /* v8-k4096 (untested: branch wip/mma-k4096) */
+  X(8, 12, 0)   /* v8-k4096 */
 
 // Tensor-core gather kernel (gemv_mma_gather.cuh, CUDA sm_80+ only, any M <= 16, fp16 / bf16):
 // main-codebook rows gathered (from L1 / L2) into shared memory by cp.async; X(V, IB, RB) =
