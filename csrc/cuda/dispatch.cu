@@ -208,6 +208,16 @@ constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
 // (P, S) on all 8 shapes (its unfitted first form picked P = 1 on 4 of them, up to 13% slower).
 constexpr double kMmaPairStepCost[gpu::kMmaMaxPairs + 1] = {0.0, 1.0, 0.6};
 constexpr double kMmaItemOverhead = 16.0;
+// The 12-bit-code entries (gemv_mma.cuh, IB = 12: 64 KB codebook per block, two blocks per SM)
+// model their persistent grid instead: min(tiles, 2 blocks x SMs) blocks take ceil(tiles / grid)
+// rounds of tiles each, a round costing (U + kMmaWideItemOverhead) pair-steps, times
+// kMmaWideSharedSmTime when two blocks share an SM. Measured (H200, fp16, v8-k4096 and
+// v8-k4096-256, 8 Llama shapes, M = 1 and 8, S forced to 1 .. 16 by VPTQ_GEMV_MMA_SPLIT,
+// docs/bench/bench_mma_k4096_h200_2026-11-27.md section 3): it picks an S within 3% of the fastest
+// on all 32 points (the IB = 8 model above: 70B up S = 4 at 1.10 / 1.12x of S = 8). Its picks do
+// not move for overheads 0 .. 4 or sharing factors 1.1 .. 1.7.
+constexpr double kMmaWideItemOverhead = 4.0;
+constexpr double kMmaWideSharedSmTime = 1.33;
 
 // ------------------------------------------------------------------ the dispatch table
 using GemvLaunch = gpuError_t (*)(const GemvArgs&, size_t, int, gpuStream_t);
@@ -416,8 +426,9 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, F
 // shared-memory gathers are the bottleneck, whichever of its blocks issues them) x warp rounds
 // per tile x (U * P pair-steps * kMmaPairStepCost[P] + kMmaItemOverhead), x sqrt(blocks / tiles)
 // when there are fewer tiles than the 2 resident blocks per SM (fewer warps to cover latency:
-// measured, one block of 8 warps per SM loses little, hence the square root).
-FastGeometry mma_geometry(const LayerAttributes& a, int P) {
+// measured, one block of 8 warps per SM loses little, hence the square root). wide (12-bit main
+// codes): the persistent-grid model of kMmaWideItemOverhead instead.
+FastGeometry mma_geometry(const LayerAttributes& a, int P, bool wide) {
   const int64_t upr = a.group_num * (a.group_size / gpu::kMmaStepCols);
   const int64_t rows_per_pair = gpu::mma_index_rows_per_pair(static_cast<int>(a.vector_len));
   const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + rows_per_pair - 1) / rows_per_pair);
@@ -434,8 +445,12 @@ FastGeometry mma_geometry(const LayerAttributes& a, int P) {
     const int64_t rounds = (tiles + sms - 1) / sms;
     const int64_t warp_rounds = (items + kFastWarpsPerBlock - 1) / kFastWarpsPerBlock;
     const double fill = tiles < blocks ? std::sqrt(static_cast<double>(blocks) / static_cast<double>(tiles)) : 1.0;
-    const double cost = static_cast<double>(rounds * warp_rounds) *
-                        (static_cast<double>(u * P) * kMmaPairStepCost[P] + kMmaItemOverhead) * fill;
+    const int64_t grid = std::min(tiles, blocks);
+    const double cost =
+        wide ? static_cast<double>((tiles + grid - 1) / grid * warp_rounds) * (static_cast<double>(u) + kMmaWideItemOverhead) *
+                   (grid > sms ? kMmaWideSharedSmTime : 1.0)
+             : static_cast<double>(rounds * warp_rounds) *
+                   (static_cast<double>(u * P) * kMmaPairStepCost[P] + kMmaItemOverhead) * fill;
     if (best.items == 0 || cost < best.cost || s == forced_split) {
       best.cost = cost;
       best.chunks = s;
@@ -504,7 +519,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
                                                                          : kMmaGatherMinRows;
     const bool one_group = wide || e.stage_main || (e.gather && e.rb == 8);
     if (!on || m < first_row || (one_group && a.group_num != 1)) continue;
-    const FastGeometry f = mma_geometry(a, e.r);
+    const FastGeometry f = mma_geometry(a, e.r, wide);
     if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > smem_limit) continue;
     // per layout: the staged-codebook kernel, then the gather kernel's staged-main variant, then
     // its gathering one; among entries of one kind, the least modelled time (ties: the larger P)
