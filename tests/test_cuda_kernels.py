@@ -33,6 +33,7 @@ QUICK = os.environ.get("VPTQ_CUDA_TEST_QUICK") == "1"
 FORCED_PAIRS = os.environ.get("VPTQ_CUDA_TEST_FORCED_PAIRS", "")
 # set by test_mma_gather_kernel_at_one_row for its child run (with VPTQ_GEMV_MMA_GATHER_MIN_M=1)
 GATHER_AT_M1 = os.environ.get("VPTQ_CUDA_TEST_GATHER_M1") == "1"
+FAST_AT_M1 = os.environ.get("VPTQ_CUDA_TEST_FAST_M1") == "1"
 # set by test_decode_slices_forced for its child run (with VPTQ_GEMV_CHUNKED_MAX_M=64): more rows
 SLICE_ROWS = (18, 34, 50) if os.environ.get("VPTQ_CUDA_TEST_SLICES") == "1" else ()
 
@@ -251,6 +252,8 @@ def test_gemm_cuda_matches_fp64_reference(config):
                     assert ",cb=smem>" not in what, f"{what}: VPTQ_GEMV_MMA_STAGE_MAIN=0 ignored"
                 if GATHER_AT_M1 and m == 1 and dtype != torch.float32 and not (spec.enable_norm and dtype == torch.float16):
                     assert "kernel=vptq_gemv_mma_gather<" in what, f"{what}: VPTQ_GEMV_MMA_GATHER_MIN_M ignored"
+                if FAST_AT_M1 and m == 1 and dtype != torch.float32:
+                    assert "kernel=vptq_gemv_fast<" in what, f"{what}: VPTQ_GEMV_MMA_WIDE_MIN_M ignored"
                 y1 = _run(mod, attrs, dtype, xd, weights, use_blas)
                 _check(y1, ref, dtype, what)
                 y2 = _run(mod, attrs, dtype, xd, weights, use_blas)
@@ -359,8 +362,9 @@ def _gather_name(dt, rb, v=8, ib=16, rows=8, staged=False):
 
 
 def _wide_expected():
-    """v8-k4096-256 with G = 1 runs the staged-codebook kernel (gemv_mma.cuh, IB = 12) from M = 2,
-    unless VPTQ_GEMV_MMA_WIDE=0 (dispatch.cu, kMmaWideMinRows)."""
+    """v8-k4096-256 and v8-k4096 with G = 1 run the staged-codebook kernel (gemv_mma.cuh, IB = 12)
+    from M = 2 (M = 1 on small layers), unless VPTQ_GEMV_MMA_WIDE=0 or VPTQ_GEMV_MMA_WIDE_MIN_M
+    moves it (dispatch.cu, kMmaWideMinRows)."""
     return os.environ.get("VPTQ_GEMV_MMA_WIDE", "1") != "0" and "VPTQ_GEMV_MMA_WIDE_MIN_M" not in os.environ
 
 
@@ -418,9 +422,10 @@ def test_mma_gather_kernel_dispatch():
 
 
 def test_mma_wide_kernel_dispatch():
-    """v8-k4096-256 (12-bit main codes, 256-row residual) with G = 1: the fast kernel at M = 1, the
-    staged-codebook kernel (gemv_mma.cuh, IB = 12, P = 1) for 2 <= M <= 8, its 16-row variant for
-    9 <= M <= 16, prefill from 17; G = 2 keeps the generic kernel (the gather kernel's residual is
+    """v8-k4096-256 and v8-k4096 (12-bit main codes) with G = 1: the staged-codebook kernel
+    (gemv_mma.cuh, IB = 12, P = 1) for 2 <= M <= 8 and, on layers of <= 512 index rows, M = 1 (the
+    fast kernel above), its 16-row variant for 9 <= M <= 16, 16-row slices up to M = 32 for
+    v8-k4096, prefill from 17 / 33; G = 2 keeps the generic kernel (the gather kernel's residual is
     G = 1 only too); fp32 never."""
     mod = _kernels()
     if not _mma_expected() or not _wide_expected() or "VPTQ_GEMV_CHUNKED_MAX_M" in os.environ:
@@ -428,8 +433,16 @@ def test_mma_wide_kernel_dispatch():
     for k_res, rb in ((256, 8), (0, 0)):
         attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096,
                                                            k_res=k_res)).as_dict()
+        # M = 1: this kernel on layers of <= 512 index rows (here 8; 4096 / 8 = 512), else the fast kernel
+        at_512 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=4096, v=8, k=4096,
+                                                            k_res=k_res)).as_dict()
+        at_513 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=4104, v=8, k=4096,
+                                                            k_res=k_res)).as_dict()
         for dt in ("float16", "bfloat16"):
-            assert mod.gemm_cuda_kernel_name(attrs, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=12,RB={rb},MB=1>"
+            for layer in (attrs, at_512):
+                assert mod.gemm_cuda_kernel_name(layer, dt, 1) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1>"
+            assert mod.gemm_cuda_kernel_name(at_513, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=12,RB={rb},MB=1>"
+            assert mod.gemm_cuda_kernel_name(at_513, dt, 2) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1>"
             for m in (2, 5, 8):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1>"
             # M = 9 .. 16 one launch of two n-tiles; 16-row slices up to 32 rows for v8-k4096, else prefill
@@ -528,6 +541,16 @@ def test_mma_gather_staged_main_with_residual():
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
     _run_child_tests("matches_fp64 and mma and k4096", VPTQ_GEMV_MMA_WIDE="0")
+
+
+def test_fast_kernel_12bit_codes_at_one_row():
+    """The fast kernel's 12-bit layouts at M = 1, which dispatch gives to the staged-codebook
+    kernel on layers of <= 512 index rows (all of this file's "-fast" v8-k4096 configurations):
+    VPTQ_GEMV_MMA_WIDE_MIN_M=2 in a fresh interpreter; the child asserts the fast kernel ran."""
+    _kernels()
+    if not _mma_expected():
+        pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
+    _run_child_tests("matches_fp64 and fast and k4096", VPTQ_GEMV_MMA_WIDE_MIN_M="2", VPTQ_CUDA_TEST_FAST_M1="1")
 
 
 def test_mma_gather_kernel_at_one_row():

@@ -17,7 +17,8 @@
 //                                    Environment VPTQ_GEMV_MMA=0 turns it off (A/B measurements),
 //                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold. Also for
 //                                    VPTQ_GEMV_MMA_WIDE_LAYOUTS (v8-k4096-256, v8-k4096; G = 1,
-//                                    P = 1) from M = 2 (kMmaWideMinRows).
+//                                    P = 1) from M = 2 (kMmaWideMinRows), from M = 1 on layers
+//                                    of <= 512 index rows (kMmaWideOneRowMaxIndexRows).
 //     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; 3 <= M
 //     (gemv_mma_gather.cuh)          for 12 / 13-bit codes with a residual; M = 1 the fast
 //                                    kernel, measured faster) for VPTQ_GEMV_MMA_GATHER_LAYOUTS
@@ -198,6 +199,15 @@ constexpr int kMmaStageMainMinRows = 2;
 // 0.71-0.85x / 0.73-0.86x / 0.76-0.87x / 0.79-0.91x; at M = 1 0.93-1.14x of the fast kernel (the
 // 8 shapes 249 against 237 us), so M = 1 stays there too.
 constexpr long kMmaWideMinRows = 2;
+// ... except on layers of at most this many index rows, where the staged-codebook kernel takes
+// M = 1 too. Measured (H200, fp16, same-call A/B of VPTQ_GEMV_MMA_WIDE_MIN_M=1 against the fast
+// kernel, two repeats, after the persistent-grid geometry below,
+// docs/bench/bench_mma_k4096_h200_2026-11-27.md section 5): on the three 8B shapes with <= 512
+// index rows (q/o, kv, down) 0.94-0.98x (v8-k4096) and 0.88-0.98x (v8-k4096-256), bf16 q/o
+// 0.96 / 0.92x; on the five with 768-3584 rows 1.00-1.08x / 1.03-1.13x. The session before
+// (v8-k4096-256, the old geometry) measured the same split: 0.87-0.98x against 1.05-1.19x.
+// VPTQ_GEMV_MMA_WIDE_MIN_M, when set, replaces this rule.
+constexpr int64_t kMmaWideOneRowMaxIndexRows = 512;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
 constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
@@ -494,7 +504,10 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   static const long forced_gather_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_GATHER_MIN_M", 0);
   static const bool stage_main_on = gpu::env_knob("VPTQ_GEMV_MMA_STAGE_MAIN", 1) != 0;
   static const bool wide_on = gpu::env_knob("VPTQ_GEMV_MMA_WIDE", 1) != 0;
-  static const long wide_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_MIN_M", kMmaWideMinRows);
+  static const long forced_wide_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_MIN_M", 0);
+  const long wide_min_rows = forced_wide_min_rows > 0                        ? forced_wide_min_rows
+                             : a.num_index_rows() <= kMmaWideOneRowMaxIndexRows ? 1
+                                                                                : kMmaWideMinRows;
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
