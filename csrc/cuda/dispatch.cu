@@ -223,9 +223,9 @@ constexpr double kMmaItemOverhead = 16.0;
 // rounds of tiles each, a round costing (U + kMmaWideItemOverhead) pair-steps, times
 // kMmaWideSharedSmTime when two blocks share an SM. Measured (H200, fp16, v8-k4096 and
 // v8-k4096-256, 8 Llama shapes, M = 1 and 8, S forced to 1 .. 16 by VPTQ_GEMV_MMA_SPLIT,
-// docs/bench/bench_mma_k4096_h200_2026-11-27.md section 3): it picks an S within 3% of the fastest
-// on all 32 points (the IB = 8 model above: 70B up S = 4 at 1.10 / 1.12x of S = 8). Its picks do
-// not move for overheads 0 .. 4 or sharing factors 1.1 .. 1.7.
+// docs/bench/bench_mma_k4096_h200_2026-11-27.md section 3, benchmarks/fit_mma_split.py): it
+// picks an S within 2.8% of the fastest on all 32 points (the IB = 8 model above: 70B up S = 4 at
+// 1.10 / 1.12x of S = 8). Its picks do not move for overheads 0 .. 4 or sharing factors 1.1 .. 1.7.
 constexpr double kMmaWideItemOverhead = 4.0;
 constexpr double kMmaWideSharedSmTime = 1.33;
 

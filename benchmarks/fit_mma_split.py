@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Which split-K S would a geometry model pick, against the fastest S measured?
+
+Reads an S sweep of the staged-codebook tensor-core kernel (`bench_kernels.py --out sS.md` run
+with VPTQ_GEMV_MMA_SPLIT=S for S in 1, 2, 4, 8, 16) and, per row (configuration, shape, dtype,
+M), prints the S each model picks, its measured time and its ratio to the fastest measured S.
+The two models are Python copies of `mma_geometry` in csrc/cuda/dispatch.cu (V = 8 layouts,
+P = 1): "pair-step" (the IB = 8 kernel's fitted costs) and "persistent-grid" (the 12-bit-code
+kernel's). Keep them in step with dispatch.cu when either changes.
+
+    python benchmarks/fit_mma_split.py s1.md s2.md s4.md s8.md s16.md [--sms 132]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_table import read_rows, row_key  # noqa: E402
+
+STEP_COLS = 32        # gpu::kMmaStepCols: columns of one pair-step
+CHUNK_UNITS = 4       # gpu::kMmaChunk: units are a multiple of the 4-step index chunk
+WARPS = 8             # warps per block (kMmaWarps = kFastWarpsPerBlock)
+BLOCKS_PER_SM = 2
+PAIR_STEP_ITEM_OVERHEAD = 16.0   # kMmaItemOverhead
+WIDE_ITEM_OVERHEAD = 4.0         # kMmaWideItemOverhead
+WIDE_SHARED_SM_TIME = 1.33       # kMmaWideSharedSmTime
+
+
+def candidates(out_features: int, in_features: int, v: int = 8):
+    """(S, U, tiles, warp rounds) for S in 1, 2, 4, 8, 16 as mma_geometry enumerates them (G = 1)."""
+    upr = in_features // STEP_COLS
+    pairs = max(1, (out_features // v + (16 // v) - 1) // (16 // v))
+    for s in (1, 2, 4, 8, 16):
+        u = ((upr + s - 1) // s + CHUNK_UNITS - 1) // CHUNK_UNITS * CHUNK_UNITS
+        if s > 1 and (upr + u - 1) // u <= s // 2:
+            break
+        rt = WARPS // s if s < WARPS else 1
+        items = rt * s
+        yield s, u, (pairs + rt - 1) // rt, (items + WARPS - 1) // WARPS
+
+
+def pair_step_cost(u, tiles, warp_rounds, sms):
+    blocks = sms * BLOCKS_PER_SM
+    fill = math.sqrt(blocks / tiles) if tiles < blocks else 1.0
+    return (tiles + sms - 1) // sms * warp_rounds * (u + PAIR_STEP_ITEM_OVERHEAD) * fill
+
+
+def persistent_grid_cost(u, tiles, warp_rounds, sms, overhead=WIDE_ITEM_OVERHEAD, shared=WIDE_SHARED_SM_TIME):
+    grid = min(tiles, sms * BLOCKS_PER_SM)
+    return (tiles + grid - 1) // grid * warp_rounds * (u + overhead) * (shared if grid > sms else 1.0)
+
+
+def pick(out_features, in_features, cost, sms):
+    costs = {s: cost(u, t, w, sms) for s, u, t, w in candidates(out_features, in_features)}
+    return min(costs, key=costs.get)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("tables", nargs="+", help="sweep tables; S is read from the file name (s<S>.md)")
+    ap.add_argument("--sms", type=int, default=132)
+    args = ap.parse_args(argv)
+    measured = {}  # row key -> {S: µs}
+    for path in args.tables:
+        m = re.search(r"s(\d+)\.md$", os.path.basename(path))
+        if not m:
+            raise SystemExit(f"{path}: expected a file named s<S>.md")
+        for row in read_rows(path)[1]:
+            measured.setdefault(row_key(row), {})[int(m.group(1))] = float(row["µs"])
+    models = {"pair-step": pair_step_cost, "persistent-grid": persistent_grid_cost}
+    print("| config | shape | M | fastest S (µs) | " + " | ".join(f"{n}: S, ÷ fastest" for n in models) + " |")
+    print("|---|---|---|---|" + "---|" * len(models))
+    worst = {n: 1.0 for n in models}
+    for key, times in measured.items():
+        config, shape, _dtype, m = key
+        o, i = (int(x) for x in shape.split()[-1].split("x"))
+        best = min(times, key=times.get)
+        cells = [config, shape, m, f"{best} ({times[best]:.1f})"]
+        for name, cost in models.items():
+            s = pick(o, i, cost, args.sms)
+            ratio = times[s] / times[best] if s in times else float("nan")
+            worst[name] = max(worst[name], ratio)
+            cells.append(f"{s}, {ratio:.3f}")
+        print("| " + " | ".join(cells) + " |")
+    print()
+    for name, w in worst.items():
+        print(f"{name}: worst pick {w:.3f}x of the fastest S")
+    # how much the persistent-grid picks depend on its two constants
+    shapes = {key[1] for key in measured}
+    dims = [tuple(int(x) for x in sh.split()[-1].split("x")) for sh in sorted(shapes)]
+    ref = [pick(o, i, persistent_grid_cost, args.sms) for o, i in dims]
+    for overhead in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0):
+        for shared in (1.1, 1.25, 1.33, 1.5, 1.7):
+            cost = lambda u, t, w, sms: persistent_grid_cost(u, t, w, sms, overhead, shared)  # noqa: E731
+            same = [pick(o, i, cost, args.sms) for o, i in dims] == ref
+            print(f"persistent-grid, overhead {overhead:4.1f}, sharing {shared:.2f}: "
+                  f"{'same picks' if same else 'picks differ'} on the {len(dims)} shapes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
