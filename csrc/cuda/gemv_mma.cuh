@@ -1,7 +1,7 @@
-// csrc/cuda/gemv_mma.cuh: the tensor-core decode kernel (M <= 16) for v = 8 with both codebooks
-// staged in shared memory: v8-k256-256 (index bits IB = 8, residual bits RB = 8) and v8-k4096-256
-// (IB = 12, RB = 8, G = 1; "12-bit main codes" below), fp16 / bf16, CUDA sm_80+ only (HIP and
-// older archs keep gemv_fast.cuh; dispatch.cu decides).
+// csrc/cuda/gemv_mma.cuh: the tensor-core decode kernel (M <= 16) for v = 8 with its codebooks
+// staged in shared memory: v8-k256-256 (index bits IB = 8, residual bits RB = 8), v8-k4096-256
+// (IB = 12, RB = 8, G = 1) and v8-k4096 (IB = 12, RB = 0, G = 1; "12-bit main codes" below),
+// fp16 / bf16, CUDA sm_80+ only (HIP and older archs keep gemv_fast.cuh; dispatch.cu decides).
 //
 // Why: the CUDA-core kernels spend ~30 instructions per code (decode, 16-byte gather, packed add,
 // 8 conversions, 8 FFMA per activation row). Here the gather IS the operand load: ldmatrix takes
@@ -62,6 +62,15 @@
 //                 4 interleaved copies of the residual one (16 KB): 64 + 16 KB + D fragments +
 //                 20 KB of rings, two blocks per SM. 116-127 registers with one n-tile; the
 //                 two-n-tile variants spill 32-36 bytes (236 with hi / lo).
+//   12-bit codes without a residual (kIB = 12, kRB = 0, v8-k4096): a step's 32 codes of a row
+//                 pair fill two mma of 16 main codes, with the gather kernel's RB = 0 column map
+//                 (code slot j of mma b = column 8 (j % 8 / 2) + 2 (j / 8) + j % 2 + 4 b, so the
+//                 lane's one 16-byte activation load gives both mma's B: words 2b, 2b + 1). A row's
+//                 step is 12 words, a pair's chunk 384 bytes (24 pieces: lanes 0 .. 23 copy one);
+//                 address lane 8q + i reads 3 words from word 3 (i / 2) and cuts its 2 codes out
+//                 with one funnel shift each. 64 KB codebook + D fragments + 12 KB of rings, two
+//                 blocks per SM; 103 registers with one n-tile.
+//   split-K S of the 12-bit variants: dispatch.cu's persistent-grid model (mma_geometry, wide).
 #pragma once
 
 #include <cstdint>
