@@ -168,6 +168,13 @@ CONFIGS = {
                                       bias=True),
     "v8-k4096-256-splitk-mma": dict(in_features=4096, out_features=264, v=8, k=4096, k_res=256),
     "v8-k4096-tall-mma": dict(in_features=256, out_features=8200, v=8, k=4096),
+    # the same kernel for 13-bit main codes (21-bit codes, row-major ring chunks, one block of 16
+    # warps; group_size % 128 == 0, else the gather kernel: v8-k8192-256-odd-perm-mma): perm + bias,
+    # bf16 + norm (hi / lo), a tall layer (odd index-row count, many tiles per block); split-K:
+    # v8-k8192-256-splitk-mma above
+    "v8-k8192-256-perm-mma": dict(in_features=2048, out_features=136, v=8, k=8192, k_res=256, perm=True, bias=True),
+    "v8-k8192-256-norm-mma": dict(in_features=1024, out_features=64, v=8, k=8192, k_res=256, norm=True),
+    "v8-k8192-256-tall-mma": dict(in_features=512, out_features=4216, v=8, k=8192, k_res=256),
     # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
     # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
@@ -188,7 +195,8 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v8-k8192-256-T21-fast", "v12-k4096-4096-tall", "v16-k65536-65536",
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
                  "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma", "v8-k8192-256-odd-perm-mma",
-                 "v8-k4096-G2-mma", "v8-k4096-256-tall", "v8-k4096-odd-perm-mma", "v8-k4096-256-odd-perm-mma")
+                 "v8-k4096-G2-mma", "v8-k4096-256-tall", "v8-k4096-odd-perm-mma", "v8-k4096-256-odd-perm-mma",
+                 "v8-k8192-256-perm-mma")
 
 
 def _device_weights(layer, dtype):
@@ -384,7 +392,7 @@ def test_mma_gather_kernel_dispatch():
         pytest.skip("tensor-core decode kernels off (device below sm_80, VPTQ_GEMV_MMA=0) or moved")
     for v, ib, k_res, rb in ((8, 16, 0, 0), (8, 16, 256, 8), (16, 16, 65536, 16), (8, 12, 0, 0), (8, 12, 256, 8),
                              (8, 13, 256, 8)):
-        if ib == 12 and _wide_expected():
+        if ib in (12, 13) and _wide_expected():
             continue  # the staged-codebook kernel: test_mma_wide_kernel_dispatch
         attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=v, k=2**ib,
                                                            k_res=k_res)).as_dict()
@@ -422,34 +430,45 @@ def test_mma_gather_kernel_dispatch():
 
 
 def test_mma_wide_kernel_dispatch():
-    """v8-k4096-256 and v8-k4096 (12-bit main codes) with G = 1: the staged-codebook kernel
-    (gemv_mma.cuh, IB = 12, P = 1) for 2 <= M <= 8 and, on layers of <= 512 index rows, M = 1 (the
-    fast kernel above), its 16-row variant for 9 <= M <= 16, 16-row slices up to M = 32 for
-    v8-k4096, prefill from 17 / 33; G = 2 keeps the generic kernel (the gather kernel's residual is
+    """v8-k4096-256, v8-k4096 (12-bit main codes) and v8-k8192-256 (13-bit) with G = 1: the
+    staged-codebook kernel (gemv_mma.cuh, IB = 12 / 13, P = 1) for 2 <= M <= 8 and, for 12-bit
+    codes on layers of <= 512 index rows, M = 1 (the fast kernel above), its 16-row variant for
+    9 <= M <= 16, 16-row slices up to M = 32 for v8-k4096, prefill from 17 / 33; 13-bit codes only
+    with group_size % 128 == 0; G = 2 keeps the generic kernel (the gather kernel's residual is
     G = 1 only too); fp32 never."""
     mod = _kernels()
     if not _mma_expected() or not _wide_expected() or "VPTQ_GEMV_CHUNKED_MAX_M" in os.environ:
         pytest.skip("tensor-core decode kernels off or moved by the environment")
-    for k_res, rb in ((256, 8), (0, 0)):
-        attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096,
+    for k, k_res, ib, rb in ((4096, 256, 12, 8), (4096, 0, 12, 0), (8192, 256, 13, 8)):
+        attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=k,
                                                            k_res=k_res)).as_dict()
-        # M = 1: this kernel on layers of <= 512 index rows (here 8; 4096 / 8 = 512), else the fast kernel
-        at_512 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=4096, v=8, k=4096,
+        # M = 1, 12-bit codes: this kernel on layers of <= 512 index rows (here 8; 4096 / 8 = 512),
+        # else the fast kernel; 13-bit codes: the fast kernel (not measured at M = 1)
+        at_512 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=4096, v=8, k=k,
                                                             k_res=k_res)).as_dict()
-        at_513 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=4104, v=8, k=4096,
+        at_513 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=4104, v=8, k=k,
                                                             k_res=k_res)).as_dict()
+        mma, fast = f"V=8,IB={ib},RB={rb},P=1", f"V=8,IB={ib},RB={rb},MB=1"
         for dt in ("float16", "bfloat16"):
             for layer in (attrs, at_512):
-                assert mod.gemm_cuda_kernel_name(layer, dt, 1) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1>"
-            assert mod.gemm_cuda_kernel_name(at_513, dt, 1) == f"vptq_gemv_fast<{dt},V=8,IB=12,RB={rb},MB=1>"
-            assert mod.gemm_cuda_kernel_name(at_513, dt, 2) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1>"
+                one_row = f"vptq_gemv_mma<{dt},{mma}>" if ib == 12 else f"vptq_gemv_fast<{dt},{fast}>"
+                assert mod.gemm_cuda_kernel_name(layer, dt, 1) == one_row
+            assert mod.gemm_cuda_kernel_name(at_513, dt, 1) == f"vptq_gemv_fast<{dt},{fast}>"
+            assert mod.gemm_cuda_kernel_name(at_513, dt, 2) == f"vptq_gemv_mma<{dt},{mma}>"
             for m in (2, 5, 8):
-                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1>"
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},{mma}>"
             # M = 9 .. 16 one launch of two n-tiles; 16-row slices up to 32 rows for v8-k4096, else prefill
             last = 32 if rb == 0 else 16
             for m in (9, 16, last):
-                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},V=8,IB=12,RB={rb},P=1,MB=16>"
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},{mma},MB=16>"
             assert mod.gemm_cuda_kernel_name(attrs, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
+    # 13-bit codes need group_size % 128 == 0 (whole 16-byte-aligned ring chunks): 544 = 17 x 32
+    # columns keeps the gather kernel (from M = 3; the generic kernel at M = 2)
+    odd = OpAttributes.from_spec(synthetic.make_spec(in_features=544, out_features=64, v=8, k=8192,
+                                                     k_res=256)).as_dict()
+    assert mod.gemm_cuda_kernel_name(odd, "float16", 2) == "vptq_gemv<float16,VT=8,MB=2,R=1,exact=true>"
+    for m in (3, 8):
+        assert mod.gemm_cuda_kernel_name(odd, "float16", m) == _gather_name("float16", 8, ib=13)
     assert mod.gemm_cuda_kernel_name(attrs, "float32", 1).startswith("vptq_gemv<float32,")
     assert mod.gemm_cuda_workspace_bytes(attrs, "float16", 8) == 0  # X read in place
     g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096, k_res=256,

@@ -438,22 +438,23 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, F
 // when there are fewer tiles than the 2 resident blocks per SM (fewer warps to cover latency:
 // measured, one block of 8 warps per SM loses little, hence the square root). wide (12-bit main
 // codes): the persistent-grid model of kMmaWideItemOverhead instead.
-FastGeometry mma_geometry(const LayerAttributes& a, int P, bool wide) {
+FastGeometry mma_geometry(const LayerAttributes& a, int P, bool wide, int warps = kFastWarpsPerBlock) {
   const int64_t upr = a.group_num * (a.group_size / gpu::kMmaStepCols);
   const int64_t rows_per_pair = gpu::mma_index_rows_per_pair(static_cast<int>(a.vector_len));
   const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + rows_per_pair - 1) / rows_per_pair);
   const int64_t row_blocks = (pairs + P - 1) / P;
-  const int64_t sms = multiprocessors(), blocks = sms * 2;
+  // blocks per SM: two of 8 warps, one of 16 (registers: 128 per thread)
+  const int64_t sms = multiprocessors(), blocks = sms * (2 * kFastWarpsPerBlock / warps);
   static const long forced_split = gpu::env_knob("VPTQ_GEMV_MMA_SPLIT", 0);  // S, where valid (sweeps)
   FastGeometry best;
   for (int s = 1; s <= 16; s *= 2) {
     const int64_t u = ((upr + s - 1) / s + gpu::kMmaChunk - 1) / gpu::kMmaChunk * gpu::kMmaChunk;
     if (s > 1 && (upr + u - 1) / u <= s / 2) break;  // half the items would be empty
-    const int64_t rt = s < kFastWarpsPerBlock ? kFastWarpsPerBlock / s : 1;
+    const int64_t rt = s < warps ? warps / s : 1;
     const int64_t items = rt * s;
     const int64_t tiles = (row_blocks + rt - 1) / rt;
     const int64_t rounds = (tiles + sms - 1) / sms;
-    const int64_t warp_rounds = (items + kFastWarpsPerBlock - 1) / kFastWarpsPerBlock;
+    const int64_t warp_rounds = (items + warps - 1) / warps;
     const double fill = tiles < blocks ? std::sqrt(static_cast<double>(blocks) / static_cast<double>(tiles)) : 1.0;
     const int64_t grid = std::min(tiles, blocks);
     const double cost =
@@ -505,16 +506,17 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   static const bool stage_main_on = gpu::env_knob("VPTQ_GEMV_MMA_STAGE_MAIN", 1) != 0;
   static const bool wide_on = gpu::env_knob("VPTQ_GEMV_MMA_WIDE", 1) != 0;
   static const long forced_wide_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_MIN_M", 0);
-  const long wide_min_rows = forced_wide_min_rows > 0                        ? forced_wide_min_rows
-                             : a.num_index_rows() <= kMmaWideOneRowMaxIndexRows ? 1
-                                                                                : kMmaWideMinRows;
+  const long wide_min_rows = forced_wide_min_rows > 0 ? forced_wide_min_rows
+                             : a.index_bits == 12 && a.num_index_rows() <= kMmaWideOneRowMaxIndexRows ? 1
+                                                                                                     : kMmaWideMinRows;
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
       (dtype == DType::kFloat16 && a.has_norm) || !mma_device_ok())
     return -1;
   // the entries of one n-tile for M <= 8, of two for 9 <= M <= 16 (gather kernel only)
   const int tile_rows = m <= gpu::kMmaMaxRows ? gpu::kMmaMaxRows : gpu::kMmaMaxTiles * gpu::kMmaMaxRows;
   if (m > tile_rows) return -1;
-  const size_t smem_limit = std::min(kMmaMaxSmemBytes, smem_per_block_limit());
+  const size_t device_smem_limit = smem_per_block_limit();
+  const size_t smem_limit = std::min(kMmaMaxSmemBytes, device_smem_limit);
   int best = -1;
   for (int i = 0; i < kGemvTableSize; ++i) {
     const GemvEntry& e = kGemvTable[i];
@@ -523,7 +525,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
       continue;
     // per kind of entry: whether it is on, the fewest rows it takes (M = 1 stays on the fast kernel
     // where measured faster), and whether it stages one group's codebook only (G = 1)
-    const bool wide = !e.gather && e.ib != 8;  // gemv_mma.cuh for 12-bit main codes
+    const bool wide = !e.gather && e.ib != 8;  // gemv_mma.cuh for 12- / 13-bit main codes
     const bool on = e.stage_main ? stage_main_on : wide ? wide_on : true;
     const long first_row = !e.gather                ? (wide ? wide_min_rows : 1)
                            : forced_gather_min_rows > 0 ? forced_gather_min_rows
@@ -532,8 +534,12 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
                                                                          : kMmaGatherMinRows;
     const bool one_group = wide || e.stage_main || (e.gather && e.rb == 8);
     if (!on || m < first_row || (one_group && a.group_num != 1)) continue;
-    const FastGeometry f = mma_geometry(a, e.r, wide);
-    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > smem_limit) continue;
+    // 13-bit codes: one block of 16 warps with the 128 KB codebook (up to the device's limit), and
+    // whole 16-byte-aligned row chunks (4 units of 21 words: group_size % 128 == 0)
+    const bool ib13 = wide && e.ib == 13;
+    if (ib13 && a.group_size % (gpu::kMmaChunk * gpu::kMmaStepCols) != 0) continue;
+    const FastGeometry f = mma_geometry(a, e.r, wide, e.gather ? kFastWarpsPerBlock : gpu::mma_warps_of(e.ib));
+    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > (ib13 ? device_smem_limit : smem_limit)) continue;
     // per layout: the staged-codebook kernel, then the gather kernel's staged-main variant, then
     // its gathering one; among entries of one kind, the least modelled time (ties: the larger P)
     auto rank = [](const GemvEntry& x) { return !x.gather ? 2 : x.stage_main ? 1 : 0; };

@@ -34,7 +34,8 @@
 // codes, the gather kernel's RB = 0 column map); one copy of the 64 KB main codebook, G = 1, P = 1 only.
 #define VPTQ_GEMV_MMA_WIDE_LAYOUTS(X) \
   X(8, 12, 8)   /* v8-k4096-256 */      \
-  X(8, 12, 0)   /* v8-k4096 */
+  X(8, 12, 0)   /* v8-k4096 */          \
+  X(8, 13, 8)   /* v8-k8192-256: 128 KB main codebook, one block of 16 warps per SM */
 
 // Tensor-core gather kernel (gemv_mma_gather.cuh, CUDA sm_80+ only, any M <= 16, fp16 / bf16):
 // main-codebook rows gathered (from L1 / L2) into shared memory by cp.async; X(V, IB, RB) =

@@ -96,6 +96,10 @@ constexpr int kMmaMaxPairs = 2;      // row pairs per warp step (P): kernels for
 // dispatch.cu's mma_geometry).
 __host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return 16 / v; }
 
+// Warps per block of gemv_mma_kernel by main index bits: 8 (two blocks per SM), 16 for IB = 13,
+// whose 128 KB main codebook leaves room for one block per SM.
+__host__ __device__ constexpr int mma_warps_of(int ib) { return ib == 13 ? 16 : kMmaWarps; }
+
 // Ring slots per warp (a power of two) for P pairs per step.
 __host__ __device__ constexpr int mma_stages(int pairs) { return kMmaRingBytes / (pairs * kMmaPairChunkBytes); }
 
@@ -116,12 +120,12 @@ __host__ __device__ constexpr int mma_ring_bytes(int ib, int rb, int pairs) {
 // Dynamic shared memory: both codebooks (IB = 8: 8 copies of each; IB = 12: 1 main + 4 residual
 // copies) + the items' D fragments (P per item) + the warps' index rings.
 inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs, int ntiles) {
-  const size_t main_copies = ib == 8 ? kFastCopies : kMmaWideMainCopies;
+  const size_t main_copies = ib == 8 ? kFastCopies : kMmaWideMainCopies;  // IB = 12, 13: one
   const size_t res_copies = ib == 8 ? kFastCopies : kMmaWideResCopies;
   const size_t res_rows = rb ? size_t{1} << rb : 0;
   return static_cast<size_t>(groups) * ((size_t{1} << ib) * main_copies + res_rows * res_copies) * 16 +
          static_cast<size_t>(items) * pairs * ntiles * kMmaItemFloats * sizeof(float) +
-         static_cast<size_t>(kMmaWarps) * mma_ring_bytes(ib, rb, pairs);
+         static_cast<size_t>(mma_warps_of(ib)) * mma_ring_bytes(ib, rb, pairs);
 }
 
 #if !VPTQ_HIP
@@ -258,9 +262,9 @@ __device__ __forceinline__ MmaWork mma_work(const GemvArgs& a, int pairs_per_blo
 // (i - e) % kCopies, so a quarter warp's stores hit distinct bank groups. Block-wide (kMmaThreads
 // threads); the caller synchronises. (gemv_mma_kernel stages its two codebooks in one loop of
 // the same form, both loads first.)
-template <int kCopies>
+template <int kCopies, int kThreads = kMmaThreads>
 __device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src, int n) {
-  for (int e = threadIdx.x; e < n; e += kMmaThreads) {
+  for (int e = threadIdx.x; e < n; e += kThreads) {
     const uint4 v = src[e];
 #pragma unroll
     for (int i = 0; i < kCopies; ++i) dst[e * kCopies + ((i + e) & (kCopies - 1))] = v;
@@ -270,9 +274,10 @@ __device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src,
 // Copy n 16-byte rows global -> shared by cp.async.cg (no registers held, all in flight at once):
 // one copy of a codebook too large for the interleaved copies. Block-wide, one commit group per
 // thread; the caller waits and synchronises.
+template <int kThreads = kMmaThreads>
 __device__ __forceinline__ void mma_stage_rows_async(uint32_t dst, unsigned char* dst_generic, const void* src, int n) {
   const uint4* rows = static_cast<const uint4*>(src);
-  for (int e = threadIdx.x; e < n; e += kMmaThreads)
+  for (int e = threadIdx.x; e < n; e += kThreads)
     mma_cp_async16<false>(dst + static_cast<uint32_t>(e * 16), dst_generic + e * 16, rows + e);
   mma_cp_async_commit();
 }
@@ -350,10 +355,11 @@ struct MmaWalk {
   int tile, it, rb, u, uend;
 };
 
-// From item w.it of tile w.tile on, the first item with work.
+// From item w.it of tile w.tile on, the first item with work (kWarps warps per block).
+template <int kWarps = kMmaWarps>
 __device__ __forceinline__ void mma_walk_settle(MmaWalk& w, const MmaWork& k, int warp) {
   while (w.tile < k.tiles) {
-    for (; w.it < k.items; w.it += kMmaWarps) {
+    for (; w.it < k.items; w.it += kWarps) {
       w.rb = w.tile * k.RT + (w.it >> k.log_s);
       w.u = (w.it & (k.S - 1)) * k.U;
       w.uend = min(w.u + k.U, k.upr);
@@ -365,22 +371,25 @@ __device__ __forceinline__ void mma_walk_settle(MmaWalk& w, const MmaWork& k, in
 }
 
 // Next chunk of kChunk units (a divisor of kMmaChunk, so chunks never cross an item's end).
-template <int kChunk = kMmaChunk>
+template <int kChunk = kMmaChunk, int kWarps = kMmaWarps>
 __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int warp) {
   static_assert(kMmaChunk % kChunk == 0, "items are multiples of kMmaChunk units");
   w.u += kChunk;
   if (w.u >= w.uend) {
-    w.it += kMmaWarps;
-    mma_walk_settle(w, k, warp);
+    w.it += kWarps;
+    mma_walk_settle<kWarps>(w, k, warp);
   }
 }
 
 template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8>
-__global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
-  static_assert((kIB == 8 && kRB == 8) || (kIB == 12 && (kRB == 8 || kRB == 0) && kPairs == 1),
-                "v8-k256-256 (P = 1, 2), v8-k4096-256 or v8-k4096 (P = 1)");
-  constexpr bool kWide = kIB == 12;  // 20- or 12-bit codes, G = 1 (dispatch.cu checks)
+__global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_warps_of(kIB)) gemv_mma_kernel(GemvArgs a) {
+  static_assert((kIB == 8 && kRB == 8) || (kIB == 12 && (kRB == 8 || kRB == 0) && kPairs == 1) ||
+                    (kIB == 13 && kRB == 8 && kPairs == 1),
+                "v8-k256-256 (P = 1, 2), v8-k4096-256, v8-k4096 or v8-k8192-256 (P = 1)");
+  constexpr int kWarps = mma_warps_of(kIB), kThreads = kWarps * 32;
+  constexpr bool kWide = kIB >= 12;  // 20-, 21- or 12-bit codes, G = 1 (dispatch.cu checks)
   constexpr bool kNoRes = kRB == 0;  // v8-k4096: 16 main codes per mma, 2 mma per step
+  constexpr bool k13 = kIB == 13;    // v8-k8192-256: 21-bit codes, row-major chunks (below)
   constexpr int kStages = kWide ? kMmaWideStages : mma_stages(kPairs);
   constexpr int kUnitWords = mma_unit_words_of(kIB, kRB);
   constexpr int kRowStepBytes = 4 * kUnitWords;  // one row's words of one step
@@ -388,6 +397,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   constexpr int kPieces = kPairBytes / 16;       // 16-byte cp.async pieces of a pair's chunk
   constexpr int kRowPieces = kRowStepBytes / 16;  // of one row's step
   constexpr int kSlotBytes = kPairs * kPairBytes;
+  // IB = 13: a row's step (84 bytes) is no multiple of 16, so a pair's chunk is stored row-major,
+  // each row's 4 steps (336 bytes = 21 pieces, 16-byte aligned in global memory when group_size
+  // % 128 == 0: dispatch.cu checks) contiguous; else step-major (step, row, the row's words).
+  constexpr int kRowChunkBytes = kMmaChunk * kRowStepBytes, kRowChunkPieces = kRowChunkBytes / 16;
+  constexpr int kStepStride = k13 ? kRowStepBytes : 2 * kRowStepBytes;  // ring bytes between steps
+  static_assert(k13 || kRowStepBytes % 16 == 0, "step-major chunks: 16-byte row steps");
   static_assert((kStages & (kStages - 1)) == 0 && kStages >= 2, "ring slots: a power of two >= 2");
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
   static_assert(kNT == 1 || kNT == 2, "n-tiles of 8 activation rows: M <= 8 or M <= 16");
@@ -415,25 +430,29 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
   // the main codebook first (cp.async, its own commit group, waited for before the first
   // __syncthreads), so the ring's first requests below queue behind it
-  if constexpr (kWide) mma_stage_rows_async(smem_s, mma_smem, L.cb, 1 << kIB);
+  if constexpr (kWide) mma_stage_rows_async<kThreads>(smem_s, mma_smem, L.cb, 1 << kIB);
 
   // ---- producer role of this lane, for each pair p of the row block: 16 bytes of a chunk =
   // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16. IB = 12: a chunk is
   // kPieces pieces of 16 bytes (4 steps x 2 rows x kRowPieces: 40 with the residual, 24 without);
   // lane l copies piece l (if l < kPieces) and lanes 0 .. 7 also piece 32 + l (if < kPieces); piece
   // t: step t / (2 kRowPieces), row t / kRowPieces % 2, bytes 16 (t % kRowPieces) .. of the row's.
-  const int pt0 = lane, pt1 = 32 + (lane & 7);
-  const int ps = kWide ? pt0 / (2 * kRowPieces) : lane >> 3, prow = kWide ? pt0 / kRowPieces % 2 : (lane >> 2) & 1,
-            pj = kWide ? pt0 % kRowPieces : lane & 3;
-  const int ps1 = pt1 / (2 * kRowPieces), prow1 = pt1 / kRowPieces % 2, pj1 = pt1 % kRowPieces;
+  // IB = 13 (row-major chunks, 42 pieces): piece t is row t / 21, bytes 16 (t % 21) .. of the
+  // row's 336 (step 0's offset: the piece's source is the row's chunk, units u .. u + 3, whole).
+  const int pt0 = lane, pt1 = 32 + (lane & 15);
+  const int ps = k13 ? 0 : kWide ? pt0 / (2 * kRowPieces) : lane >> 3,
+            prow = k13 ? pt0 / kRowChunkPieces : kWide ? pt0 / kRowPieces % 2 : (lane >> 2) & 1,
+            pj = k13 ? pt0 % kRowChunkPieces : kWide ? pt0 % kRowPieces : lane & 3;
+  const int ps1 = k13 ? 0 : pt1 / (2 * kRowPieces), prow1 = k13 ? pt1 / kRowChunkPieces : pt1 / kRowPieces % 2,
+            pj1 = k13 ? pt1 % kRowChunkPieces : pt1 % kRowPieces;
   const bool first_piece = !kWide || lane < kPieces;
-  const bool second_piece = kWide && lane < 8 && 32 + lane < kPieces;
-  const int p_off = ps * 2 * kRowStepBytes + prow * kRowStepBytes + pj * 16;
-  const int p_off1 = ps1 * 2 * kRowStepBytes + prow1 * kRowStepBytes + pj1 * 16;
+  const bool second_piece = kWide && lane < 16 && 32 + lane < kPieces;
+  const int p_off = k13 ? prow * kRowChunkBytes + pj * 16 : ps * 2 * kRowStepBytes + prow * kRowStepBytes + pj * 16;
+  const int p_off1 = k13 ? prow1 * kRowChunkBytes + pj1 * 16 : ps1 * 2 * kRowStepBytes + prow1 * kRowStepBytes + pj1 * 16;
   MmaWalk pw{0, 0, 0, 0, 0};
   pw.tile = static_cast<int>(blockIdx.x);
   pw.it = warp;
-  mma_walk_settle(pw, k, warp);
+  mma_walk_settle<kWarps>(pw, k, warp);
   MmaWalk xw = pw;  // activations: one chunk ahead of the mma
   int kp = 0;       // chunks requested
   // words of this lane's index rows in group 0 (+ 16 per unit; other groups: + g * group_words)
@@ -470,8 +489,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
       }
       pw.u += kMmaChunk;
       if (pw.u >= pw.uend) {  // next item with work
-        pw.it += kMmaWarps;
-        mma_walk_settle(pw, k, warp);
+        pw.it += kWarps;
+        mma_walk_settle<kWarps>(pw, k, warp);
         if (pw.tile < k.tiles) row_words();
       }
     }
@@ -498,7 +517,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   const bool odd8 = i8 & 1;
   const uint32_t wide_sh0 = odd8 ? 16u : 0u, wide_sh1 = odd8 ? 4u : 20u, wide_sh2 = odd8 ? 24u : 8u,
                  wide_sh3 = odd8 ? 12u : 28u;
-  const uint32_t wide_shift = acb ? 12u : 0u, wide_mask = acb ? 0xFFu : 0xFFFu;  // residual / main bits
+  const uint32_t wide_shift = acb ? static_cast<uint32_t>(kIB) : 0u,
+                 wide_mask = acb ? 0xFFu : (1u << kIB) - 1u;  // residual / main bits
+  // IB = 13: the lane's 4 codes (21 bits each) start at bit 84 i8 of the row's step = bit t13 =
+  // 84 i8 % 32 of word 84 i8 / 32; it reads 4 words from there. Code c starts at bit t13 + 21 c:
+  // word 0, then 0 or 1 (t13 >= 11), 1 or 2 (t13 >= 22), 1 or 2 (t13 >= 1).
+  const uint32_t t13 = (84u * i8) & 31u;
+  const bool s13_1 = t13 >= 11, s13_2 = t13 >= 22, s13_3 = t13 >= 1;
   const uint32_t wide_stride = acb ? 16u * kMmaWideResCopies : 16u * kMmaWideMainCopies;
   // IB = 12 without a residual (12-bit codes, the gather kernel's RB = 0 column map: code slot j
   // of mma b is column 8 (j % 8 / 2) + 2 (j / 8) + j % 2 + 4 b): address lane 8q + i supplies
@@ -508,9 +533,10 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   // i % 2 are both 1) and code 1 out of words 1 / 2 (2 when q / 2 is 1).
   const bool nr_h = q >> 1, nr_ho = nr_h && odd8;
   const uint32_t nr_sh0 = (24u * nr_h + 12u * odd8) & 31u, nr_sh1 = (24u * nr_h + 12u * odd8 + 48u) & 31u;
-  const unsigned char* c_src = kNoRes  ? ring + arow * kRowStepBytes + 3 * (i8 >> 1) * 4
-                               : kWide ? ring + arow * kRowStepBytes + (5 * i8 >> 1) * 4
-                                       : ring + arow * 64 + i8 * 8;  // + slot + pair + step
+  const unsigned char* c_src = k13      ? ring + arow * kRowChunkBytes + (84 * i8 >> 5) * 4
+                               : kNoRes ? ring + arow * kRowStepBytes + 3 * (i8 >> 1) * 4
+                               : kWide  ? ring + arow * kRowStepBytes + (5 * i8 >> 1) * 4
+                                        : ring + arow * 64 + i8 * 8;  // + slot + pair + step
   const T* xh[kNT];
   const T* xl[kNT];
   mma_lane_activations<T, kHiLo, kNT>(a, lane, xh, xl);
@@ -526,7 +552,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   };
   uint4 xc[kNT][kMmaChunk];
   load_x(xc);
-  if (xw.tile < k.tiles) mma_walk_next(xw, k, warp);
+  if (xw.tile < k.tiles) mma_walk_next<kMmaChunk, kWarps>(xw, k, warp);
 
   // ---- stage main and residual codebooks, 8 interleaved copies (mma_stage_codebook's layout) in
   // one loop, both loads first (a two-codebook form of the helper made ptxas spill 32 bytes in
@@ -535,7 +561,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
   // the oldest of the kStages in flight.
   if constexpr (kWide) {
     if constexpr (!kNoRes) {
-      mma_stage_codebook<kMmaWideResCopies>(
+      mma_stage_codebook<kMmaWideResCopies, kThreads>(
           reinterpret_cast<uint4*>(mma_smem + (size_t{16} << kIB) * kMmaWideMainCopies),
           static_cast<const uint4*>(L.rcb), kRows);
     }
@@ -545,7 +571,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
     const uint4* gm = static_cast<const uint4*>(L.cb);
     const uint4* gr = static_cast<const uint4*>(L.rcb);
     const int n = L.groups * kRows;
-    for (int e = threadIdx.x; e < n; e += kMmaThreads) {
+    for (int e = threadIdx.x; e < n; e += kThreads) {
       const uint4 vm = gm[e], vr = gr[e];
 #pragma unroll
       for (int i = 0; i < kFastCopies; ++i) {
@@ -572,6 +598,16 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
         const uint32_t code1 = __funnelshift_r(nr_h ? w2 : w1, w2, nr_sh1) & 0xFFFu;
         mma_ldsm_x4_trans(cbase + code0 * 16u * kMmaWideMainCopies, af[p][0]);
         mma_ldsm_x4_trans(cbase + code1 * 16u * kMmaWideMainCopies, af[p][1]);
+      } else if constexpr (k13) {
+        const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * kStepStride);
+        const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+        const uint32_t code[4] = {__funnelshift_r(w0, w1, t13),
+                                  __funnelshift_r(s13_1 ? w1 : w0, s13_1 ? w2 : w1, (t13 + 21u) & 31u),
+                                  __funnelshift_r(s13_2 ? w2 : w1, s13_2 ? w3 : w2, (t13 + 42u) & 31u),
+                                  __funnelshift_r(s13_3 ? w2 : w1, s13_3 ? w3 : w2, (t13 + 63u) & 31u)};
+#pragma unroll
+        for (int b = 0; b < 4; ++b)
+          mma_ldsm_x4_trans(cbase + ((code[b] >> wide_shift) & wide_mask) * wide_stride, af[p][b]);
       } else if constexpr (kWide) {
         const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * 2 * kRowStepBytes);
         const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
@@ -627,7 +663,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
 
   int kc = 0;  // chunks consumed
   for (int tile = blockIdx.x; tile < k.tiles; tile += gridDim.x) {
-    for (int it = warp; it < k.items; it += kMmaWarps) {
+    for (int it = warp; it < k.items; it += kWarps) {
       const int rb = tile * k.RT + (it >> k.log_s);
       float d[kPairs][kNT][2][4];
 #pragma unroll
@@ -650,7 +686,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gemv_mma_kernel(GemvArgs a) {
           // activations of the next chunk
           uint4 xn[kNT][kMmaChunk];
           load_x(xn);
-          if (xw.tile < k.tiles) mma_walk_next(xw, k, warp);
+          if (xw.tile < k.tiles) mma_walk_next<kMmaChunk, kWarps>(xw, k, warp);
           // index words of this chunk (requested kStages - 1 chunks ago)
           mma_cp_async_wait<kStages - 2>();
           __syncwarp();
