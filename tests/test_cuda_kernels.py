@@ -170,11 +170,13 @@ CONFIGS = {
     "v8-k4096-tall-mma": dict(in_features=256, out_features=8200, v=8, k=4096),
     # the same kernel for 13-bit main codes (21-bit codes, row-major ring chunks, one block of 16
     # warps; group_size % 128 == 0, else the gather kernel: v8-k8192-256-odd-perm-mma): perm + bias,
-    # bf16 + norm (hi / lo), a tall layer (odd index-row count, many tiles per block); split-K:
+    # bf16 + norm (hi / lo), a tall layer (odd index-row count); split-K:
     # v8-k8192-256-splitk-mma above
     "v8-k8192-256-perm-mma": dict(in_features=2048, out_features=136, v=8, k=8192, k_res=256, perm=True, bias=True),
     "v8-k8192-256-norm-mma": dict(in_features=1024, out_features=64, v=8, k=8192, k_res=256, norm=True),
     "v8-k8192-256-tall-mma": dict(in_features=512, out_features=4216, v=8, k=8192, k_res=256),
+    # more tiles (256) than blocks (one per SM): each block walks several tiles
+    "v8-k8192-256-tiles-mma": dict(in_features=1024, out_features=8192, v=8, k=8192, k_res=256),
     # prefill over several dequantized row chunks (128 MiB each, dispatch.cu: 1024 rows of fp32 at
     # I = 32768, 2048 of fp16 / bf16), v = 6 so an index row straddles each chunk boundary
     # (1024 = 6 * 170 + 4, 2048 = 6 * 341 + 2)
