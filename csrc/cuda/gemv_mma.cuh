@@ -522,8 +522,11 @@ __global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_wa
   // IB = 13: the lane's 4 codes (21 bits each) start at bit 84 i8 of the row's step = bit t13 =
   // 84 i8 % 32 of word 84 i8 / 32; it reads 4 words from there. Code c starts at bit t13 + 21 c:
   // word 0, then 0 or 1 (t13 >= 11), 1 or 2 (t13 >= 22), 1 or 2 (t13 >= 1).
+  // Lanes with t13 <= 12 need 3 words only; their fourth read repeats the third (the row's
+  // step ends at word 21: lane 7, t13 = 12, would read past it).
   const uint32_t t13 = (84u * i8) & 31u;
   const bool s13_1 = t13 >= 11, s13_2 = t13 >= 22, s13_3 = t13 >= 1;
+  const int w13_last = t13 > 12 ? 3 : 2;
   const uint32_t wide_stride = acb ? 16u * kMmaWideResCopies : 16u * kMmaWideMainCopies;
   // IB = 12 without a residual (12-bit codes, the gather kernel's RB = 0 column map: code slot j
   // of mma b is column 8 (j % 8 / 2) + 2 (j / 8) + j % 2 + 4 b): address lane 8q + i supplies
@@ -600,7 +603,7 @@ __global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_wa
         mma_ldsm_x4_trans(cbase + code1 * 16u * kMmaWideMainCopies, af[p][1]);
       } else if constexpr (k13) {
         const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * kStepStride);
-        const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+        const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[w13_last];
         const uint32_t code[4] = {__funnelshift_r(w0, w1, t13),
                                   __funnelshift_r(s13_1 ? w1 : w0, s13_1 ? w2 : w1, (t13 + 21u) & 31u),
                                   __funnelshift_r(s13_2 ? w2 : w1, s13_2 ? w3 : w2, (t13 + 42u) & 31u),
