@@ -433,8 +433,8 @@ def test_mma_gather_kernel_dispatch():
 
 def test_mma_wide_kernel_dispatch():
     """v8-k4096-256, v8-k4096 (12-bit main codes) and v8-k8192-256 (13-bit) with G = 1: the
-    staged-codebook kernel (gemv_mma.cuh, IB = 12 / 13, P = 1) for 2 <= M <= 8 and, for 12-bit
-    codes on layers of <= 512 index rows, M = 1 (the fast kernel above), its 16-row variant for
+    staged-codebook kernel (gemv_mma.cuh, IB = 12 / 13, P = 1) for 2 <= M <= 8 and M = 1 (12-bit
+    codes only on layers of <= 512 index rows: the fast kernel above), its 16-row variant for
     9 <= M <= 16, 16-row slices up to M = 32 for v8-k4096, prefill from 17 / 33; 13-bit codes only
     with group_size % 128 == 0; G = 2 keeps the generic kernel (the gather kernel's residual is
     G = 1 only too); fp32 never."""
@@ -445,7 +445,7 @@ def test_mma_wide_kernel_dispatch():
         attrs = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=k,
                                                            k_res=k_res)).as_dict()
         # M = 1, 12-bit codes: this kernel on layers of <= 512 index rows (here 8; 4096 / 8 = 512),
-        # else the fast kernel; 13-bit codes: the fast kernel (not measured at M = 1)
+        # else the fast kernel; 13-bit codes: this kernel on every layer
         at_512 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=4096, v=8, k=k,
                                                             k_res=k_res)).as_dict()
         at_513 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=4104, v=8, k=k,
@@ -453,9 +453,9 @@ def test_mma_wide_kernel_dispatch():
         mma, fast = f"V=8,IB={ib},RB={rb},P=1", f"V=8,IB={ib},RB={rb},MB=1"
         for dt in ("float16", "bfloat16"):
             for layer in (attrs, at_512):
-                one_row = f"vptq_gemv_mma<{dt},{mma}>" if ib == 12 else f"vptq_gemv_fast<{dt},{fast}>"
-                assert mod.gemm_cuda_kernel_name(layer, dt, 1) == one_row
-            assert mod.gemm_cuda_kernel_name(at_513, dt, 1) == f"vptq_gemv_fast<{dt},{fast}>"
+                assert mod.gemm_cuda_kernel_name(layer, dt, 1) == f"vptq_gemv_mma<{dt},{mma}>"
+            one_row_513 = f"vptq_gemv_mma<{dt},{mma}>" if ib == 13 else f"vptq_gemv_fast<{dt},{fast}>"
+            assert mod.gemm_cuda_kernel_name(at_513, dt, 1) == one_row_513
             assert mod.gemm_cuda_kernel_name(at_513, dt, 2) == f"vptq_gemv_mma<{dt},{mma}>"
             for m in (2, 5, 8):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},{mma}>"

@@ -208,6 +208,12 @@ constexpr long kMmaWideMinRows = 2;
 // (v8-k4096-256, the old geometry) measured the same split: 0.87-0.98x against 1.05-1.19x.
 // VPTQ_GEMV_MMA_WIDE_MIN_M, when set, replaces this rule.
 constexpr int64_t kMmaWideOneRowMaxIndexRows = 512;
+// 13-bit main codes (v8-k8192-256, one block of 16 warps with the 128 KB codebook) from M = 1 on
+// every layer. Measured (H200, fp16, 8 Llama shapes, two repeats, same-call A/B against
+// VPTQ_GEMV_MMA_WIDE=0, docs/bench/bench_mma_k8192_h200_2026-11-27.md): M = 1 0.69-0.82x of the
+// fast kernel, M = 2 0.43-0.71x (generic kernel before), M = 4 / 8 0.49-0.66x / 0.49-0.68x of the
+// gather kernel, M = 16 0.60-0.75x. VPTQ_GEMV_MMA_WIDE_MIN_M, when set, replaces this too.
+constexpr long kMmaWide13MinRows = 1;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
 constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
@@ -507,6 +513,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   static const bool wide_on = gpu::env_knob("VPTQ_GEMV_MMA_WIDE", 1) != 0;
   static const long forced_wide_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_MIN_M", 0);
   const long wide_min_rows = forced_wide_min_rows > 0 ? forced_wide_min_rows
+                             : a.index_bits == 13                                                      ? kMmaWide13MinRows
                              : a.index_bits == 12 && a.num_index_rows() <= kMmaWideOneRowMaxIndexRows ? 1
                                                                                                      : kMmaWideMinRows;
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
