@@ -198,7 +198,7 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
                  "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma", "v8-k8192-256-odd-perm-mma",
                  "v8-k4096-G2-mma", "v8-k4096-256-tall", "v8-k4096-odd-perm-mma", "v8-k4096-256-odd-perm-mma",
-                 "v8-k8192-256-perm-mma")
+                 "v8-k8192-256-perm-mma", "v8-k8192-256-tiles-mma")
 
 
 def _device_weights(layer, dtype):
