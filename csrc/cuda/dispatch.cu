@@ -215,7 +215,8 @@ constexpr int64_t kMmaWideOneRowMaxIndexRows = 512;
 // gather kernel, M = 16 0.60-0.75x. VPTQ_GEMV_MMA_WIDE_MIN_M, when set, replaces this too.
 constexpr long kMmaWide13MinRows = 1;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
-// rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM)
+// rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM). The 13-bit-code entries
+// (one block of 16 warps, 128 KB codebook, ~200 KB in all) are bounded by the device's limit only.
 constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
 // tensor-core kernel geometry model (mma_geometry): cost of one pair-step (32 columns of 2 index
 // rows) by P (pairs per warp step; [0] unused) relative to P = 1, and the per-item overhead in
@@ -442,8 +443,9 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, F
 // shared-memory gathers are the bottleneck, whichever of its blocks issues them) x warp rounds
 // per tile x (U * P pair-steps * kMmaPairStepCost[P] + kMmaItemOverhead), x sqrt(blocks / tiles)
 // when there are fewer tiles than the 2 resident blocks per SM (fewer warps to cover latency:
-// measured, one block of 8 warps per SM loses little, hence the square root). wide (12-bit main
-// codes): the persistent-grid model of kMmaWideItemOverhead instead.
+// measured, one block of 8 warps per SM loses little, hence the square root). wide (12- / 13-bit
+// main codes): the persistent-grid model of kMmaWideItemOverhead instead. warps: per block (8, or
+// 16 for 13-bit codes, which then have one block per SM; RT = warps / S).
 FastGeometry mma_geometry(const LayerAttributes& a, int P, bool wide, int warps = kFastWarpsPerBlock) {
   const int64_t upr = a.group_num * (a.group_size / gpu::kMmaStepCols);
   const int64_t rows_per_pair = gpu::mma_index_rows_per_pair(static_cast<int>(a.vector_len));

@@ -1,7 +1,8 @@
 // csrc/cuda/gemv_mma.cuh: the tensor-core decode kernel (M <= 16) for v = 8 with its codebooks
 // staged in shared memory: v8-k256-256 (index bits IB = 8, residual bits RB = 8), v8-k4096-256
-// (IB = 12, RB = 8, G = 1) and v8-k4096 (IB = 12, RB = 0, G = 1; "12-bit main codes" below),
-// fp16 / bf16, CUDA sm_80+ only (HIP and older archs keep gemv_fast.cuh; dispatch.cu decides).
+// (IB = 12, RB = 8, G = 1), v8-k4096 (IB = 12, RB = 0, G = 1; "12-bit main codes" below) and
+// v8-k8192-256 (IB = 13, RB = 8, G = 1; "13-bit main codes"), fp16 / bf16, CUDA sm_80+ only (HIP
+// and older archs keep gemv_fast.cuh; dispatch.cu decides).
 //
 // Why: the CUDA-core kernels spend ~30 instructions per code (decode, 16-byte gather, packed add,
 // 8 conversions, 8 FFMA per activation row). Here the gather IS the operand load: ldmatrix takes
@@ -70,7 +71,18 @@
 //                 address lane 8q + i reads 3 words from word 3 (i / 2) and cuts its 2 codes out
 //                 with one funnel shift each. 64 KB codebook + D fragments + 12 KB of rings, two
 //                 blocks per SM; 103 registers with one n-tile.
-//   split-K S of the 12-bit variants: dispatch.cu's persistent-grid model (mma_geometry, wide).
+//   13-bit main codes (kIB = 13, kRB = 8, v8-k8192-256: 21-bit codes, P = 1): the 128 KB main
+//                 codebook (one copy) + 4 residual copies leave room for one block per SM, so the
+//                 block has 16 warps (mma_warps_of; __launch_bounds__(512, 1), 128 registers).
+//                 A row's step is 21 words (84 bytes, no multiple of 16), so a pair's ring chunk
+//                 is row-major: each row's 4 steps (336 bytes = 21 pieces, 16-byte aligned in
+//                 global memory because dispatch requires group_size % 128 == 0) contiguous,
+//                 42 pieces (lanes 0 .. 9 copy two). Address lane 8q + i reads 4 words from word
+//                 84 i / 32 of its row's step (3 when its codes end within them) and cuts code b
+//                 out with one funnel shift from word 0 / 0-1 / 1-2 / 1-2 at bit (84 i + 21 b) % 32.
+//                 116-125 registers with one n-tile; the two-n-tile variants spill 24-28 bytes
+//                 (224 with hi / lo).
+//   split-K S of the 12- / 13-bit variants: dispatch.cu's persistent-grid model (mma_geometry, wide).
 #pragma once
 
 #include <cstdint>
