@@ -543,12 +543,13 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
                                                                          : kMmaGatherMinRows;
     const bool one_group = wide || e.stage_main || (e.gather && e.rb == 8);
     if (!on || m < first_row || (one_group && a.group_num != 1)) continue;
-    // 13-bit codes: one block of 16 warps with the 128 KB codebook (up to the device's limit), and
-    // whole 16-byte-aligned row chunks (4 units of 21 words: group_size % 128 == 0)
-    const bool ib13 = wide && e.ib == 13;
-    if (ib13 && a.group_size % (gpu::kMmaChunk * gpu::kMmaStepCols) != 0) continue;
-    const FastGeometry f = mma_geometry(a, e.r, wide, e.gather ? kFastWarpsPerBlock : gpu::mma_warps_of(e.ib));
-    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > (ib13 ? device_smem_limit : smem_limit)) continue;
+    // 13-bit codes: whole 16-byte-aligned row chunks (4 units of 21 words: group_size % 128 == 0)
+    if (wide && e.ib == 13 && a.group_size % (gpu::kMmaChunk * gpu::kMmaStepCols) != 0) continue;
+    // a block of 16 warps is alone on its SM: bounded by the device's limit only
+    const int warps = e.gather ? kFastWarpsPerBlock : gpu::mma_warps_of(e.ib);
+    const FastGeometry f = mma_geometry(a, e.r, wide, warps);
+    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > (warps > kFastWarpsPerBlock ? device_smem_limit : smem_limit))
+      continue;
     // per layout: the staged-codebook kernel, then the gather kernel's staged-main variant, then
     // its gathering one; among entries of one kind, the least modelled time (ties: the larger P)
     auto rank = [](const GemvEntry& x) { return !x.gather ? 2 : x.stage_main ? 1 : 0; };
@@ -626,7 +627,7 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
   const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
                                   dtype_size(dtype) > dequant_chunk_bytes();
   const GemvEntry& e = kGemvTable[entry];
-  if (!e.gather && e.ib != 8)  // gemv_mma.cuh, 12-bit codes (kMmaWideMinRows)
+  if (!e.gather && e.ib != 8)  // gemv_mma.cuh, 12- / 13-bit codes
     return e.rb == 0 ? kChunkedMmaWideNoResMaxRows : kChunkedGatherMaxRows;
   if (!e.gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
   if (e.stage_main && e.rb == 0) return kChunkedStageMainMaxRows;

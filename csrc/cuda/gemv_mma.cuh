@@ -271,7 +271,7 @@ __device__ __forceinline__ MmaWork mma_work(const GemvArgs& a, int pairs_per_blo
 
 // Stage one codebook of `n` 16-byte rows as kCopies (a power of two <= 8) interleaved copies
 // (entry e, copy i at slot kCopies * e + i): one global load per entry, copy i written at step
-// (i - e) % kCopies, so a quarter warp's stores hit distinct bank groups. Block-wide (kMmaThreads
+// (i - e) % kCopies, so a quarter warp's stores hit distinct bank groups. Block-wide (kThreads
 // threads); the caller synchronises. (gemv_mma_kernel stages its two codebooks in one loop of
 // the same form, both loads first.)
 template <int kCopies, int kThreads = kMmaThreads>
@@ -419,7 +419,7 @@ __global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_wa
   static_assert(!kHiLo || kXVec, "hi / lo activations are prepared buffers (aligned)");
   static_assert(kNT == 1 || kNT == 2, "n-tiles of 8 activation rows: M <= 8 or M <= 16");
   extern __shared__ __align__(16) unsigned char mma_smem[];
-  constexpr int kRows = 256;  // entries per codebook (IB = RB = 8); the residual one for IB = 12
+  constexpr int kRows = 256;  // entries per codebook (IB = RB = 8); the residual one for IB = 12, 13
   constexpr int kEntryBytes = 16 * kFastCopies;
   const LayerView& L = a.L;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -430,7 +430,7 @@ __global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_wa
   const int W = L.words_per_row;
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
 
-  // bytes of the staged codebooks: IB = 8 both as n_cb slots; IB = 12 one main copy + the residual copies
+  // bytes of the staged codebooks: IB = 8 both as n_cb slots; IB = 12, 13 one main copy + the residual copies
   const size_t cb_bytes = kWide ? (size_t{16} << kIB) * kMmaWideMainCopies +
                                       (kNoRes ? 0 : size_t{16} * kRows * kMmaWideResCopies)
                                 : static_cast<size_t>(2 * n_cb) * 16;
@@ -469,7 +469,7 @@ __global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_wa
   int kp = 0;       // chunks requested
   // words of this lane's index rows in group 0 (+ 16 per unit; other groups: + g * group_words)
   const uint32_t* prow_words[kPairs];
-  const uint32_t* prow_words1 = nullptr;  // IB = 12: the second piece (P = 1)
+  const uint32_t* prow_words1 = nullptr;  // IB = 12, 13: the second piece (P = 1)
   auto row_words = [&]() {
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
@@ -607,7 +607,7 @@ __global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_wa
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
       if constexpr (kNoRes) {
-        const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * 2 * kRowStepBytes);
+        const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * kStepStride);
         const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
         const uint32_t code0 = __funnelshift_r(nr_ho ? w1 : w0, nr_ho ? w2 : w1, nr_sh0) & 0xFFFu;
         const uint32_t code1 = __funnelshift_r(nr_h ? w2 : w1, w2, nr_sh1) & 0xFFFu;
@@ -624,7 +624,7 @@ __global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_wa
         for (int b = 0; b < 4; ++b)
           mma_ldsm_x4_trans(cbase + ((code[b] >> wide_shift) & wide_mask) * wide_stride, af[p][b]);
       } else if constexpr (kWide) {
-        const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * 2 * kRowStepBytes);
+        const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * kStepStride);
         const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
         const uint32_t code[4] = {__funnelshift_r(w0, w1, wide_sh0),
                                   __funnelshift_r(odd8 ? w1 : w0, odd8 ? w2 : w1, wide_sh1),
@@ -759,8 +759,8 @@ Kernel* mma_activation_variant(const GemvArgs& a, Kernel* hi_lo, Kernel* aligned
   return a.x_lo ? hi_lo : aligned_to(a.x, 16) ? aligned : unaligned;
 }
 
-// Host launchers (gemv_mma.cu; CUDA only), one per main index bits IB (8, 12), P and n-tile count
-// NT (M <= 8 * NT rows).
+// Host launchers (gemv_mma.cu; CUDA only), one per main index bits IB (8, 12, 13), residual bits
+// RB, P and n-tile count NT (M <= 8 * NT rows).
 template <typename T, int IB, int RB, int P, int NT>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
