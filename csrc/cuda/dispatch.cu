@@ -214,6 +214,10 @@ constexpr int64_t kMmaWideOneRowMaxIndexRows = 512;
 // fast kernel, M = 2 0.43-0.71x (generic kernel before), M = 4 / 8 0.49-0.66x / 0.49-0.68x of the
 // gather kernel, M = 16 0.60-0.75x. VPTQ_GEMV_MMA_WIDE_MIN_M, when set, replaces this too.
 constexpr long kMmaWide13MinRows = 1;
+// Warps per block of the staged-codebook kernel for 12-bit main codes: 8 (two blocks per SM, a
+// 64 KB codebook copy each) or 16 (one block per SM, one copy; the ",W=16" entries).
+// VPTQ_GEMV_MMA_WIDE_WARPS overrides. Not measured yet: 8, the kernel the measurements above ran.
+constexpr long kMmaWide12Warps = 8;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM). The 13-bit-code entries
 // (one block of 16 warps, 128 KB codebook, ~200 KB in all) are bounded by the device's limit only.
@@ -253,7 +257,11 @@ struct GemvEntry {
   const char* name;
   bool gather = false;  // mma: the gather kernel (gemv_mma_gather.cuh), else staged codebooks
   bool stage_main = false;  // gather: its staged-main variant (main codebook in shared memory, G = 1)
+  int warps = 0;  // staged-codebook kernel: warps per block; 0 = gpu::mma_warps_of(ib) (entry_warps)
 };
+
+// Warps per block of a tensor-core entry: the gather kernel's 8, else the entry's own count.
+int entry_warps(const GemvEntry& e);
 
 #define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, R, EXACT)                                    \
   {DT, VT, EXACT, MB, R, -1, -1, false, &gpu::launch_gemv<T, VT, MB, R, EXACT>,       \
@@ -293,6 +301,17 @@ struct GemvEntry {
 // 12-bit main codes: P = 1 only
 #define VPTQ_MMA_ENTRY_WIDE(T, DT, DTNAME, V, IB, RB) \
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)
+// 12-bit main codes as one block of 16 warps per SM (",W=16"; VPTQ_GEMV_MMA_WIDE_WARPS picks)
+#define VPTQ_MMA_ENTRY_W16(T, DT, DTNAME, V, IB, RB)                                                       \
+  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 1, 16>,               \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 1, 16>,                                                      \
+   "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,W=16>", false, false, 16},                  \
+  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 2, 16>,           \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 2, 16>,                                                      \
+   "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16,W=16>", false, false, 16},
+#define VPTQ_MMA_W16_F16(V, IB, RB) VPTQ_MMA_ENTRY_W16(gpu_half, DType::kFloat16, "float16", V, IB, RB)
+#define VPTQ_MMA_W16_BF16(V, IB, RB) VPTQ_MMA_ENTRY_W16(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
+#define VPTQ_MMA_12BIT_LAYOUTS(X) X(8, 12, 8) X(8, 12, 0)
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 #define VPTQ_MMA_WIDE_F16(V, IB, RB) VPTQ_MMA_ENTRY_WIDE(gpu_half, DType::kFloat16, "float16", V, IB, RB)
@@ -317,6 +336,7 @@ struct GemvEntry {
 #define VPTQ_MMA_ROWS                                                                                  \
   VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)                             \
   VPTQ_GEMV_MMA_WIDE_LAYOUTS(VPTQ_MMA_WIDE_F16) VPTQ_GEMV_MMA_WIDE_LAYOUTS(VPTQ_MMA_WIDE_BF16)         \
+  VPTQ_MMA_12BIT_LAYOUTS(VPTQ_MMA_W16_F16) VPTQ_MMA_12BIT_LAYOUTS(VPTQ_MMA_W16_BF16)                   \
   VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16) VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16) \
   VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(VPTQ_MMA_STAGE_MAIN_F16) VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(VPTQ_MMA_STAGE_MAIN_BF16)
 #else
@@ -329,6 +349,10 @@ const GemvEntry kGemvTable[] = {
     VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_F16_W) VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_BF16_W)
     VPTQ_MMA_ROWS};
 constexpr int kGemvTableSize = sizeof(kGemvTable) / sizeof(kGemvTable[0]);
+
+int entry_warps(const GemvEntry& e) {
+  return e.gather ? kFastWarpsPerBlock : e.warps > 0 ? e.warps : gpu::mma_warps_of(e.ib);
+}
 
 int rows_per_launch(int64_t m) { return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8; }
 
@@ -500,7 +524,8 @@ bool mma_device_ok() {
 // gemv_mma.cuh's staged codebooks.
 size_t mma_entry_smem(const LayerAttributes& a, const GemvEntry& e, int items, int pairs) {
   if (e.gather) return gpu::mma_gather_smem_bytes(e.ib, e.rb, e.stage_main, items, e.mb / gpu::kMmaMaxRows);
-  return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs, e.mb / gpu::kMmaMaxRows);
+  return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs, e.mb / gpu::kMmaMaxRows,
+                             entry_warps(e));
 }
 
 // The tensor-core kernel for (dtype, layout, m), or -1; ptr_ok and *geom as for select_fast.
@@ -514,6 +539,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   static const bool stage_main_on = gpu::env_knob("VPTQ_GEMV_MMA_STAGE_MAIN", 1) != 0;
   static const bool wide_on = gpu::env_knob("VPTQ_GEMV_MMA_WIDE", 1) != 0;
   static const long forced_wide_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_MIN_M", 0);
+  static const long wide12_warps = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_WARPS", kMmaWide12Warps);
   const long wide_min_rows = forced_wide_min_rows > 0 ? forced_wide_min_rows
                              : a.index_bits == 13                                                      ? kMmaWide13MinRows
                              : a.index_bits == 12 && a.num_index_rows() <= kMmaWideOneRowMaxIndexRows ? 1
@@ -543,10 +569,12 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
                                                                          : kMmaGatherMinRows;
     const bool one_group = wide || e.stage_main || (e.gather && e.rb == 8);
     if (!on || m < first_row || (one_group && a.group_num != 1)) continue;
+    // 12-bit codes: the 8- or the 16-warp entries (kMmaWide12Warps, VPTQ_GEMV_MMA_WIDE_WARPS)
+    if (wide && e.ib == 12 && entry_warps(e) != wide12_warps) continue;
     // 13-bit codes: whole 16-byte-aligned row chunks (4 units of 21 words: group_size % 128 == 0)
     if (wide && e.ib == 13 && a.group_size % (gpu::kMmaChunk * gpu::kMmaStepCols) != 0) continue;
     // a block of 16 warps is alone on its SM: bounded by the device's limit only
-    const int warps = e.gather ? kFastWarpsPerBlock : gpu::mma_warps_of(e.ib);
+    const int warps = entry_warps(e);
     const FastGeometry f = mma_geometry(a, e.r, wide, warps);
     if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > (warps > kFastWarpsPerBlock ? device_smem_limit : smem_limit))
       continue;

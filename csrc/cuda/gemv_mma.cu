@@ -6,24 +6,24 @@
 namespace vptq {
 namespace gpu {
 
-template <typename T, int IB, int RB, int P, int NT>
+template <typename T, int IB, int RB, int P, int NT, int W>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream) {
-  auto* kernel = mma_activation_variant(a, &gemv_mma_kernel<T, true, true, P, NT, IB, RB>,
-                                        &gemv_mma_kernel<T, true, false, P, NT, IB, RB>,
-                                        &gemv_mma_kernel<T, false, false, P, NT, IB, RB>);
-  return launch_decode_kernel(kernel, mma_warps_of(IB) * 32, kSmemDefaultBytes, a, smem_bytes, grid, stream);
+  auto* kernel = mma_activation_variant(a, &gemv_mma_kernel<T, true, true, P, NT, IB, RB, W>,
+                                        &gemv_mma_kernel<T, true, false, P, NT, IB, RB, W>,
+                                        &gemv_mma_kernel<T, false, false, P, NT, IB, RB, W>);
+  return launch_decode_kernel(kernel, W * 32, kSmemDefaultBytes, a, smem_bytes, grid, stream);
 }
 
 // Resident blocks per SM (the variants share __launch_bounds__ and shared memory).
-template <typename T, int IB, int RB, int P, int NT>
+template <typename T, int IB, int RB, int P, int NT, int W>
 int gemv_mma_blocks_per_sm(size_t smem_bytes) {
-  return resident_blocks_per_sm(gemv_mma_kernel<T, true, false, P, NT, IB, RB>, mma_warps_of(IB) * 32, kSmemDefaultBytes,
-                                smem_bytes);
+  return resident_blocks_per_sm(gemv_mma_kernel<T, true, false, P, NT, IB, RB, W>, W * 32, kSmemDefaultBytes, smem_bytes);
 }
 
-#define VPTQ_MMA_INSTANTIATE(T, IB, RB, P, NT)                                                       \
-  template gpuError_t launch_gemv_mma<T, IB, RB, P, NT>(const GemvArgs&, size_t, int, gpuStream_t); \
-  template int gemv_mma_blocks_per_sm<T, IB, RB, P, NT>(size_t);
+#define VPTQ_MMA_INSTANTIATE_W(T, IB, RB, P, NT, W)                                                          \
+  template gpuError_t launch_gemv_mma<T, IB, RB, P, NT, W>(const GemvArgs&, size_t, int, gpuStream_t); \
+  template int gemv_mma_blocks_per_sm<T, IB, RB, P, NT, W>(size_t);
+#define VPTQ_MMA_INSTANTIATE(T, IB, RB, P, NT) VPTQ_MMA_INSTANTIATE_W(T, IB, RB, P, NT, mma_warps_of(IB))
 // IB = 8 (v8-k256-256): (P, NT) = (1, 1), (2, 1), (1, 2): P = 2 with two n-tiles spills (72-272-byte
 // stack frames, ptxas, sm_90). IB = 12 (v8-k4096-256, RB = 8; v8-k4096, RB = 0) and IB = 13
 // (v8-k8192-256, 16 warps): P = 1.
@@ -45,7 +45,17 @@ VPTQ_MMA_INSTANTIATE(gpu_half, 13, 8, 1, 1)
 VPTQ_MMA_INSTANTIATE(gpu_half, 13, 8, 1, 2)
 VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 13, 8, 1, 1)
 VPTQ_MMA_INSTANTIATE(gpu_bfloat16, 13, 8, 1, 2)
+// IB = 12 as one block of 16 warps per SM (the ",W=16" entries; VPTQ_GEMV_MMA_WIDE_WARPS)
+VPTQ_MMA_INSTANTIATE_W(gpu_half, 12, 8, 1, 1, 16)
+VPTQ_MMA_INSTANTIATE_W(gpu_half, 12, 8, 1, 2, 16)
+VPTQ_MMA_INSTANTIATE_W(gpu_bfloat16, 12, 8, 1, 1, 16)
+VPTQ_MMA_INSTANTIATE_W(gpu_bfloat16, 12, 8, 1, 2, 16)
+VPTQ_MMA_INSTANTIATE_W(gpu_half, 12, 0, 1, 1, 16)
+VPTQ_MMA_INSTANTIATE_W(gpu_half, 12, 0, 1, 2, 16)
+VPTQ_MMA_INSTANTIATE_W(gpu_bfloat16, 12, 0, 1, 1, 16)
+VPTQ_MMA_INSTANTIATE_W(gpu_bfloat16, 12, 0, 1, 2, 16)
 #undef VPTQ_MMA_INSTANTIATE
+#undef VPTQ_MMA_INSTANTIATE_W
 
 }  // namespace gpu
 }  // namespace vptq

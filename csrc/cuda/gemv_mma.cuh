@@ -130,14 +130,14 @@ __host__ __device__ constexpr int mma_ring_bytes(int ib, int rb, int pairs) {
 }
 
 // Dynamic shared memory: both codebooks (IB = 8: 8 copies of each; IB = 12: 1 main + 4 residual
-// copies) + the items' D fragments (P per item) + the warps' index rings.
-inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs, int ntiles) {
+// copies) + the items' D fragments (P per item) + the index rings of the block's `warps` warps.
+inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs, int ntiles, int warps) {
   const size_t main_copies = ib == 8 ? kFastCopies : kMmaWideMainCopies;  // IB = 12, 13: one
   const size_t res_copies = ib == 8 ? kFastCopies : kMmaWideResCopies;
   const size_t res_rows = rb ? size_t{1} << rb : 0;
   return static_cast<size_t>(groups) * ((size_t{1} << ib) * main_copies + res_rows * res_copies) * 16 +
          static_cast<size_t>(items) * pairs * ntiles * kMmaItemFloats * sizeof(float) +
-         static_cast<size_t>(mma_warps_of(ib)) * mma_ring_bytes(ib, rb, pairs);
+         static_cast<size_t>(warps) * mma_ring_bytes(ib, rb, pairs);
 }
 
 #if !VPTQ_HIP
@@ -393,12 +393,17 @@ __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int 
   }
 }
 
-template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8>
-__global__ void __launch_bounds__(mma_warps_of(kIB) * 32, kMmaWarps * 2 / mma_warps_of(kIB)) gemv_mma_kernel(GemvArgs a) {
+// kWarps: warps per block, mma_warps_of(kIB) (8: two blocks per SM; 16 for IB = 13), or 16 for
+// IB = 12 too (one block per SM, one 64 KB main codebook per SM instead of two: the ",W=16"
+// entries of dispatch.cu).
+template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8, int kWarps = mma_warps_of(kIB)>
+__global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_kernel(GemvArgs a) {
   static_assert((kIB == 8 && kRB == 8) || (kIB == 12 && (kRB == 8 || kRB == 0) && kPairs == 1) ||
                     (kIB == 13 && kRB == 8 && kPairs == 1),
                 "v8-k256-256 (P = 1, 2), v8-k4096-256, v8-k4096 or v8-k8192-256 (P = 1)");
-  constexpr int kWarps = mma_warps_of(kIB), kThreads = kWarps * 32;
+  static_assert(kWarps == mma_warps_of(kIB) || (kIB == 12 && kWarps == 2 * kMmaWarps),
+                "8 warps (two blocks per SM) or 16 (one block: IB = 13, or IB = 12's W = 16 variant)");
+  constexpr int kThreads = kWarps * 32;
   constexpr bool kWide = kIB >= 12;  // 20-, 21- or 12-bit codes, G = 1 (dispatch.cu checks)
   constexpr bool kNoRes = kRB == 0;  // v8-k4096: 16 main codes per mma, 2 mma per step
   constexpr bool k13 = kIB == 13;    // v8-k8192-256: 21-bit codes, row-major chunks (below)
@@ -760,11 +765,11 @@ Kernel* mma_activation_variant(const GemvArgs& a, Kernel* hi_lo, Kernel* aligned
 }
 
 // Host launchers (gemv_mma.cu; CUDA only), one per main index bits IB (8, 12, 13), residual bits
-// RB, P and n-tile count NT (M <= 8 * NT rows).
-template <typename T, int IB, int RB, int P, int NT>
+// RB, P, n-tile count NT (M <= 8 * NT rows) and warps per block W.
+template <typename T, int IB, int RB, int P, int NT, int W = mma_warps_of(IB)>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int IB, int RB, int P, int NT>
+template <typename T, int IB, int RB, int P, int NT, int W = mma_warps_of(IB)>
 int gemv_mma_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu
