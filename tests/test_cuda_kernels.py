@@ -34,7 +34,7 @@ FORCED_PAIRS = os.environ.get("VPTQ_CUDA_TEST_FORCED_PAIRS", "")
 # set by test_mma_gather_kernel_at_one_row for its child run (with VPTQ_GEMV_MMA_GATHER_MIN_M=1)
 GATHER_AT_M1 = os.environ.get("VPTQ_CUDA_TEST_GATHER_M1") == "1"
 FAST_AT_M1 = os.environ.get("VPTQ_CUDA_TEST_FAST_M1") == "1"
-# set by test_mma_12bit_kernel_16_warps for its child run (with VPTQ_GEMV_MMA_WIDE_WARPS, and
+# set by test_mma_12bit_kernel_forced_warps for its child run (with VPTQ_GEMV_MMA_WIDE_WARPS, and
 # VPTQ_GEMV_MMA_WIDE_MIN_M=1 so that M = 1 takes it too)
 WIDE_WARPS = os.environ.get("VPTQ_CUDA_TEST_WIDE_WARPS", "")
 # set by test_decode_slices_forced for its child run (with VPTQ_GEMV_CHUNKED_MAX_M=64): more rows
@@ -265,9 +265,10 @@ def test_gemm_cuda_matches_fp64_reference(config):
                     assert ",cb=smem>" not in what, f"{what}: VPTQ_GEMV_MMA_STAGE_MAIN=0 ignored"
                 if GATHER_AT_M1 and m == 1 and dtype != torch.float32 and not (spec.enable_norm and dtype == torch.float16):
                     assert "kernel=vptq_gemv_mma_gather<" in what, f"{what}: VPTQ_GEMV_MMA_GATHER_MIN_M ignored"
-                if WIDE_WARPS and dtype != torch.float32 and "kernel=vptq_gemv_mma<" in what and ",IB=12," in what:
-                    assert what.endswith(f",W={WIDE_WARPS}>") == (WIDE_WARPS == "16"), (
-                        f"{what}: VPTQ_GEMV_MMA_WIDE_WARPS={WIDE_WARPS} ignored")
+                if "kernel=vptq_gemv_mma<" in what and ",IB=12," in what:
+                    # 16 warps: forced, or by default the two-n-tile variant with the residual
+                    want16 = WIDE_WARPS == "16" if WIDE_WARPS else (",RB=8," in what and ",MB=16" in what)
+                    assert what.endswith(",W=16>") == want16, f"{what}: 16 warps expected: {want16}"
                 if (WIDE_WARPS == "16" and m <= 16 and dtype != torch.float32 and spec.vector_len == 8
                         and spec.index_bits == 12 and spec.res_index_bits in (0, 8) and spec.group_num == 1
                         and spec.outlier_size == 0 and spec.group_size % 32 == 0
@@ -585,11 +586,12 @@ def test_fast_kernel_12bit_codes_at_one_row():
     _run_child_tests("matches_fp64 and fast and k4096", VPTQ_GEMV_MMA_WIDE_MIN_M="2", VPTQ_CUDA_TEST_FAST_M1="1")
 
 
-@pytest.mark.parametrize("warps", [16])
-def test_mma_12bit_kernel_16_warps(warps):
-    """The staged-codebook kernel for 12-bit main codes as one block of 16 warps per SM (the
-    ",W=16" entries): VPTQ_GEMV_MMA_WIDE_WARPS=16 and VPTQ_GEMV_MMA_WIDE_MIN_M=1 in a fresh
-    interpreter, every v8-k4096 / v8-k4096-256 configuration; the child asserts which variant ran."""
+@pytest.mark.parametrize("warps", [8, 16])
+def test_mma_12bit_kernel_forced_warps(warps):
+    """The staged-codebook kernel for 12-bit main codes with 8 or 16 warps per block at every M
+    (dispatch uses 16 for the two-n-tile variant with the residual only): VPTQ_GEMV_MMA_WIDE_WARPS
+    and VPTQ_GEMV_MMA_WIDE_MIN_M=1 in a fresh interpreter, every v8-k4096 / v8-k4096-256
+    configuration; the child asserts which variant ran."""
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")

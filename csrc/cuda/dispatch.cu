@@ -215,9 +215,14 @@ constexpr int64_t kMmaWideOneRowMaxIndexRows = 512;
 // gather kernel, M = 16 0.60-0.75x. VPTQ_GEMV_MMA_WIDE_MIN_M, when set, replaces this too.
 constexpr long kMmaWide13MinRows = 1;
 // Warps per block of the staged-codebook kernel for 12-bit main codes: 8 (two blocks per SM, a
-// 64 KB codebook copy each) or 16 (one block per SM, one copy; the ",W=16" entries).
-// VPTQ_GEMV_MMA_WIDE_WARPS overrides. Not measured yet: 8, the kernel the measurements above ran.
-constexpr long kMmaWide12Warps = 8;
+// 64 KB codebook copy each), except 16 (one block per SM, one copy; the ",W=16" entries) for the
+// two-n-tile variant (9 <= M <= 16) with the 256-row residual. Measured (H200, fp16, 8 Llama
+// shapes, two repeats, same-call A/B of VPTQ_GEMV_MMA_WIDE_WARPS=16 against 8, both at
+// VPTQ_GEMV_MMA_WIDE_MIN_M=1, docs/bench/bench_mma_w16_h200_2026-11-27.md): M = 1..8 0.96-1.06x
+// (70B up 1.03-1.06x: no gain, the kernel waits on shared memory either way), M = 16 0.90-0.96x
+// for v8-k4096-256 (whose two-n-tile variant spills 28-36 bytes in both forms), 0.97-1.03x for
+// v8-k4096. VPTQ_GEMV_MMA_WIDE_WARPS=8 or 16 forces one form for every M.
+constexpr int kMmaWide12Warps = 8, kMmaWide12WarpsTwoTilesRes = 16;
 // tensor-core kernel shared memory: codebooks (64 KB for G = 1) + D fragments + the warps' index
 // rings (gpu::mma_smem_bytes); two blocks per SM on sm_90 (228 KB per SM). The 13-bit-code entries
 // (one block of 16 warps, 128 KB codebook, ~200 KB in all) are bounded by the device's limit only.
@@ -539,7 +544,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   static const bool stage_main_on = gpu::env_knob("VPTQ_GEMV_MMA_STAGE_MAIN", 1) != 0;
   static const bool wide_on = gpu::env_knob("VPTQ_GEMV_MMA_WIDE", 1) != 0;
   static const long forced_wide_min_rows = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_MIN_M", 0);
-  static const long wide12_warps = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_WARPS", kMmaWide12Warps);
+  static const long forced_wide12_warps = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_WARPS", 0);
   const long wide_min_rows = forced_wide_min_rows > 0 ? forced_wide_min_rows
                              : a.index_bits == 13                                                      ? kMmaWide13MinRows
                              : a.index_bits == 12 && a.num_index_rows() <= kMmaWideOneRowMaxIndexRows ? 1
@@ -569,8 +574,13 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
                                                                          : kMmaGatherMinRows;
     const bool one_group = wide || e.stage_main || (e.gather && e.rb == 8);
     if (!on || m < first_row || (one_group && a.group_num != 1)) continue;
-    // 12-bit codes: the 8- or the 16-warp entries (kMmaWide12Warps, VPTQ_GEMV_MMA_WIDE_WARPS)
-    if (wide && e.ib == 12 && entry_warps(e) != wide12_warps) continue;
+    // 12-bit codes: the 8- or the 16-warp entries (kMmaWide12Warps*, VPTQ_GEMV_MMA_WIDE_WARPS)
+    if (wide && e.ib == 12) {
+      const long want = forced_wide12_warps > 0                      ? forced_wide12_warps
+                        : e.rb == 8 && tile_rows > gpu::kMmaMaxRows ? kMmaWide12WarpsTwoTilesRes
+                                                                      : kMmaWide12Warps;
+      if (entry_warps(e) != want) continue;
+    }
     // 13-bit codes: whole 16-byte-aligned row chunks (4 units of 21 words: group_size % 128 == 0)
     if (wide && e.ib == 13 && a.group_size % (gpu::kMmaChunk * gpu::kMmaStepCols) != 0) continue;
     // a block of 16 warps is alone on its SM: bounded by the device's limit only
