@@ -135,6 +135,11 @@ CONFIGS = {
                                  bias=True),
     # many row blocks per launch (several tiles per persistent block), odd index-row count
     "v8-k256-256-tall-mma": dict(in_features=256, out_features=8200, v=8, k=256, k_res=256),
+    # the same kernel for v6-k4096 (12-byte entries padded to 16 bytes in shared memory): O not a
+    # multiple of 6 (last index row 4 outputs) and an odd index-row count (167: last pair half
+    # empty) with perm; many tiles with bias
+    "v6-k4096-ragged-perm-mma": dict(in_features=1024, out_features=1000, v=6, k=4096, perm=True),
+    "v6-k4096-tall-mma": dict(in_features=256, out_features=6000, v=6, k=4096, bias=True),
     # tensor-core gather kernel (gemv_mma_gather.cuh, v8 with 16-bit main codes): G = 2 with 9
     # units per group (a partial chunk, groups switching inside a chunk), an odd index-row count
     # with perm and a partial last chunk, bf16 + norm (hi / lo), split-K, many tiles per block
@@ -201,7 +206,7 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
                  "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma", "v8-k8192-256-odd-perm-mma",
                  "v8-k4096-G2-mma", "v8-k4096-256-tall", "v8-k4096-odd-perm-mma", "v8-k4096-256-odd-perm-mma",
-                 "v8-k8192-256-perm-mma", "v8-k8192-256-tiles-mma")
+                 "v8-k8192-256-perm-mma", "v8-k8192-256-tiles-mma", "v6-k4096-ragged-perm-mma")
 
 
 def _device_weights(layer, dtype):
@@ -265,7 +270,7 @@ def test_gemm_cuda_matches_fp64_reference(config):
                     assert ",cb=smem>" not in what, f"{what}: VPTQ_GEMV_MMA_STAGE_MAIN=0 ignored"
                 if GATHER_AT_M1 and m == 1 and dtype != torch.float32 and not (spec.enable_norm and dtype == torch.float16):
                     assert "kernel=vptq_gemv_mma_gather<" in what, f"{what}: VPTQ_GEMV_MMA_GATHER_MIN_M ignored"
-                if "kernel=vptq_gemv_mma<" in what and ",IB=12," in what:
+                if "kernel=vptq_gemv_mma<" in what and ",V=8,IB=12," in what:
                     # 16 warps: forced, or by default the two-n-tile variant with the residual
                     want16 = WIDE_WARPS == "16" if WIDE_WARPS else (",RB=8," in what and ",MB=16" in what)
                     assert what.endswith(",W=16>") == want16, f"{what}: 16 warps expected: {want16}"
@@ -444,7 +449,7 @@ def test_mma_gather_kernel_dispatch():
 
 
 def test_mma_wide_kernel_dispatch():
-    """v8-k4096-256, v8-k4096 (12-bit main codes) and v8-k8192-256 (13-bit) with G = 1: the
+    """v8-k4096-256, v8-k4096, v6-k4096 (12-bit main codes) and v8-k8192-256 (13-bit) with G = 1: the
     staged-codebook kernel (gemv_mma.cuh, IB = 12 / 13, P = 1) for 2 <= M <= 8 and M = 1 (12-bit
     codes only on layers of <= 512 index rows: the fast kernel above), its 16-row variant for
     9 <= M <= 16, 16-row slices up to M = 32 for v8-k4096, prefill from 17 / 33; 13-bit codes only
@@ -471,10 +476,12 @@ def test_mma_wide_kernel_dispatch():
             assert mod.gemm_cuda_kernel_name(at_513, dt, 2) == f"vptq_gemv_mma<{dt},{mma}>"
             for m in (2, 5, 8):
                 assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},{mma}>"
-            # M = 9 .. 16 one launch of two n-tiles; 16-row slices up to 32 rows for v8-k4096, else prefill
+            # M = 9 .. 16 one launch of two n-tiles (16 warps per block for v8-k4096-256); 16-row
+            # slices up to 32 rows for v8-k4096, else prefill
             last = 32 if rb == 0 else 16
+            w16 = ",W=16" if (ib, rb) == (12, 8) else ""
             for m in (9, 16, last):
-                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},{mma},MB=16>"
+                assert mod.gemm_cuda_kernel_name(attrs, dt, m) == f"vptq_gemv_mma<{dt},{mma},MB=16{w16}>"
             assert mod.gemm_cuda_kernel_name(attrs, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
     # 13-bit codes need group_size % 128 == 0 (whole 16-byte-aligned ring chunks): 544 = 17 x 32
     # columns keeps the gather kernel (from M = 3; the generic kernel at M = 2)
@@ -488,6 +495,21 @@ def test_mma_wide_kernel_dispatch():
     g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096, k_res=256,
                                                     group_num=2)).as_dict()
     assert mod.gemm_cuda_kernel_name(g2, "float16", 4) == "vptq_gemv<float16,VT=8,MB=4,R=1,exact=true>"
+    # v6-k4096 (12-byte entries padded to 16 when staged): the same kernel from M = 1 on every layer
+    # (kMmaWideV6MinRows), 16-row slices up to 32 rows; not fp16 with norm (the fast kernel at M = 1)
+    for out_features in (1000, 14336):
+        v6 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=out_features, v=6,
+                                                        k=4096)).as_dict()
+        for dt in ("float16", "bfloat16"):
+            for m in (1, 2, 8):
+                assert mod.gemm_cuda_kernel_name(v6, dt, m) == f"vptq_gemv_mma<{dt},V=6,IB=12,RB=0,P=1>"
+            for m in (9, 16, 32):
+                assert mod.gemm_cuda_kernel_name(v6, dt, m) == f"vptq_gemv_mma<{dt},V=6,IB=12,RB=0,P=1,MB=16>"
+            assert mod.gemm_cuda_kernel_name(v6, dt, 33).startswith(f"vptq_dequant_tiles<{dt}>+")
+    v6_norm = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=1000, v=6, k=4096,
+                                                         norm=True)).as_dict()
+    assert mod.gemm_cuda_kernel_name(v6_norm, "float16", 1) == "vptq_gemv_fast<float16,V=6,IB=12,RB=0,MB=1>"
+    assert mod.gemm_cuda_kernel_name(v6_norm, "bfloat16", 1) == "vptq_gemv_mma<bfloat16,V=6,IB=12,RB=0,P=1>"
 
 
 def test_chunked_decode_dispatch():
@@ -613,7 +635,7 @@ def test_mma_gather_kernel_at_one_row():
 
 @pytest.mark.parametrize("m", [1, 2, 5, 8, 12])
 @pytest.mark.parametrize("v,k,k_res", [(8, 256, 256), (8, 65536, 256), (8, 65536, 0), (16, 65536, 65536),
-                                       (8, 4096, 256), (8, 4096, 0)])
+                                       (8, 4096, 256), (8, 4096, 0), (6, 4096, 0)])
 def test_mma_kernel_unaligned_activations(m, v, k, k_res):
     """X at an address that is not 16-byte aligned: element loads instead of vector loads (both
     tensor-core kernels)."""

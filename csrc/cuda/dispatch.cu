@@ -214,6 +214,9 @@ constexpr int64_t kMmaWideOneRowMaxIndexRows = 512;
 // fast kernel, M = 2 0.43-0.71x (generic kernel before), M = 4 / 8 0.49-0.66x / 0.49-0.68x of the
 // gather kernel, M = 16 0.60-0.75x. VPTQ_GEMV_MMA_WIDE_MIN_M, when set, replaces this too.
 constexpr long kMmaWide13MinRows = 1;
+// v6-k4096 (12-byte entries padded to 16-byte rows when staged) from this many rows on. Not
+// measured yet.
+constexpr long kMmaWideV6MinRows = 1;
 // Warps per block of the staged-codebook kernel for 12-bit main codes: 8 (two blocks per SM, a
 // 64 KB codebook copy each), except 16 (one block per SM, one copy; the ",W=16" entries) for the
 // two-n-tile variant (9 <= M <= 16) with the 256-row residual. Measured (H200, fp16, 8 Llama
@@ -295,11 +298,13 @@ int entry_warps(const GemvEntry& e);
 #if !VPTQ_HIP
 // staged-codebook kernel: P = 1, 2 with one n-tile (M <= 8), P = 1 with two (M <= 16, ",MB=16")
 #define VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, P)                                             \
-  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, P, 1>,          \
-   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, P, 1>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
+  {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, P, 1, gpu::mma_warps_of(IB), V>, \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, P, 1, gpu::mma_warps_of(IB), V>,                                      \
+   "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
 #define VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)                                               \
-  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 2>,      \
-   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 2>, "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>"},
+  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 2, gpu::mma_warps_of(IB), V>, \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 2, gpu::mma_warps_of(IB), V>,                                          \
+   "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>"},
 #define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB)                                                  \
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)    \
   VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)
@@ -547,6 +552,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   static const long forced_wide12_warps = gpu::env_knob("VPTQ_GEMV_MMA_WIDE_WARPS", 0);
   const long wide_min_rows = forced_wide_min_rows > 0 ? forced_wide_min_rows
                              : a.index_bits == 13                                                      ? kMmaWide13MinRows
+                             : a.vector_len == 6                                                       ? kMmaWideV6MinRows
                              : a.index_bits == 12 && a.num_index_rows() <= kMmaWideOneRowMaxIndexRows ? 1
                                                                                                      : kMmaWideMinRows;
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||
@@ -575,7 +581,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
     const bool one_group = wide || e.stage_main || (e.gather && e.rb == 8);
     if (!on || m < first_row || (one_group && a.group_num != 1)) continue;
     // 12-bit codes: the 8- or the 16-warp entries (kMmaWide12Warps*, VPTQ_GEMV_MMA_WIDE_WARPS)
-    if (wide && e.ib == 12) {
+    if (wide && e.ib == 12 && e.vt == 8) {
       const long want = forced_wide12_warps > 0                      ? forced_wide12_warps
                         : e.rb == 8 && tile_rows > gpu::kMmaMaxRows ? kMmaWide12WarpsTwoTilesRes
                                                                       : kMmaWide12Warps;

@@ -35,7 +35,8 @@
 #define VPTQ_GEMV_MMA_WIDE_LAYOUTS(X) \
   X(8, 12, 8)   /* v8-k4096-256 */      \
   X(8, 12, 0)   /* v8-k4096 */          \
-  X(8, 13, 8)   /* v8-k8192-256: 128 KB main codebook, one block of 16 warps per SM */
+  X(8, 13, 8)   /* v8-k8192-256: 128 KB main codebook, one block of 16 warps per SM */ \
+  X(6, 12, 0)   /* v6-k4096: 12-byte entries padded to 16 in shared memory */
 
 // Tensor-core gather kernel (gemv_mma_gather.cuh, CUDA sm_80+ only, any M <= 16, fp16 / bf16):
 // main-codebook rows gathered (from L1 / L2) into shared memory by cp.async; X(V, IB, RB) =

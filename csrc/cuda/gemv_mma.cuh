@@ -1,7 +1,8 @@
 // csrc/cuda/gemv_mma.cuh: the tensor-core decode kernel (M <= 16) for v = 8 with its codebooks
 // staged in shared memory: v8-k256-256 (index bits IB = 8, residual bits RB = 8), v8-k4096-256
-// (IB = 12, RB = 8, G = 1), v8-k4096 (IB = 12, RB = 0, G = 1; "12-bit main codes" below) and
-// v8-k8192-256 (IB = 13, RB = 8, G = 1; "13-bit main codes"), fp16 / bf16, CUDA sm_80+ only (HIP
+// (IB = 12, RB = 8, G = 1), v8-k4096 (IB = 12, RB = 0, G = 1; "12-bit main codes" below), v6-k4096
+// (the same with kV = 6: "v = 6") and v8-k8192-256 (IB = 13, RB = 8, G = 1; "13-bit main codes"),
+// fp16 / bf16, CUDA sm_80+ only (HIP
 // and older archs keep gemv_fast.cuh; dispatch.cu decides).
 //
 // Why: the CUDA-core kernels spend ~30 instructions per code (decode, 16-byte gather, packed add,
@@ -71,6 +72,13 @@
 //                 address lane 8q + i reads 3 words from word 3 (i / 2) and cuts its 2 codes out
 //                 with one funnel shift each. 64 KB codebook + D fragments + 12 KB of rings, two
 //                 blocks per SM; 103 registers with one n-tile.
+//   v = 6         (kV = 6, v6-k4096: 12-bit codes, no residual): the v8-k4096 variant unchanged
+//                 except for the codebook and the fold. Staging pads each 12-byte entry to a
+//                 16-byte row (3 words + 0), so ldmatrix gathers rows as for v = 8 and A rows 6, 7
+//                 of each 8-row matrix are zero; the fold stores D row ol of pair pp as output
+//                 6 (2 pp + ol / 8) + ol % 8 for ol % 8 < 6 (12 of the mma's 16 rows used).
+//                 The index words are laid out as for v8-k4096 (12 bits per code), two index rows
+//                 per pair.
 //   13-bit main codes (kIB = 13, kRB = 8, v8-k8192-256: 21-bit codes, P = 1): the 128 KB main
 //                 codebook (one copy) + 4 residual copies leave room for one block per SM, so the
 //                 block has 16 warps (mma_warps_of; __launch_bounds__(512, 1), 128 registers).
@@ -104,9 +112,9 @@ constexpr int kMmaPairChunkBytes = kMmaChunk * 2 * 64;  // one chunk of one pair
 constexpr int kMmaRingBytes = 4096;  // index ring per warp: 8 chunk slots of one pair, 4 of two
 constexpr int kMmaMaxPairs = 2;      // row pairs per warp step (P): kernels for P = 1 and 2
 
-// Index rows per "pair" = one mma's 16 outputs: 2 for v = 8, 1 for v = 16 (kernels and
-// dispatch.cu's mma_geometry).
-__host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return 16 / v; }
+// Index rows per "pair" = one mma's 16 outputs: 2 for v = 8 (and v = 6, 12 of the 16 outputs
+// used), 1 for v = 16 (kernels and dispatch.cu's mma_geometry).
+__host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return v == 16 ? 1 : 2; }
 
 // Warps per block of gemv_mma_kernel by main index bits: 8 (two blocks per SM), 16 for IB = 13,
 // whose 128 KB main codebook leaves room for one block per SM.
@@ -297,11 +305,12 @@ __device__ __forceinline__ void mma_stage_rows_async(uint32_t dst, unsigned char
 // End of a block tile: one thread per (row block rr, pair p, n-tile nt, output 0..15, activation
 // row) sums the S items' D fragments (part[((item * P + p) * kNT + nt) * 128 + lane * 4 + c],
 // fragment order) in item order (deterministic, no atomics) and stores the output with the
-// epilogue. D row ol (0..15) of pair pp is output 16 pp + ol: index row 2 pp + ol / 8 for kV = 8,
-// index row pp for kV = 16; D column m8 of n-tile nt is activation row 8 nt + m8.
+// epilogue. D row ol (0..15) of pair pp: kV = 16: output ol of index row pp; kV = 8 or 6: output
+// ol % 8 of index row 2 pp + ol / 8 (kV = 6: D rows 6, 7, 14, 15 are padding, never stored); D
+// column m8 of n-tile nt is activation row 8 nt + m8.
 template <typename T, int kPairs, int kV = 8, int kNT = 1>
 __device__ __forceinline__ void mma_fold_tile(const GemvArgs& a, const float* part, const MmaWork& k, int tile) {
-  static_assert(kV == 8 || kV == 16, "16 outputs per pair: 2 index rows of v8 or one of v16");
+  static_assert(kV == 6 || kV == 8 || kV == 16, "16 outputs per pair: 2 index rows of v8 (v6 padded) or one of v16");
   const LayerView& L = a.L;
   for (int t = threadIdx.x; t < k.RT * kPairs * kNT * kMmaItemFloats; t += blockDim.x) {
     const int f = t / kMmaItemFloats, rem = t - f * kMmaItemFloats;  // f = (rr * P + p) * kNT + nt
@@ -309,8 +318,8 @@ __device__ __forceinline__ void mma_fold_tile(const GemvArgs& a, const float* pa
     const int rr = rp_t / kPairs, p = rp_t - rr * kPairs;
     const int ol = rem / kMmaMaxRows, m8 = rem - ol * kMmaMaxRows, m = nt * kMmaMaxRows + m8;
     const int pp = (tile * k.RT + rr) * kPairs + p;
-    const int r = kV == 16 ? pp : 2 * pp + (ol >> 3), o = 16 * pp + ol;
-    if (m < a.m && r < L.index_rows && o < L.out_features) {
+    const int r = kV == 16 ? pp : 2 * pp + (ol >> 3), j = kV == 16 ? ol : ol & 7, o = r * kV + j;
+    if (m < a.m && j < kV && r < L.index_rows && o < L.out_features) {
       const int slot = ((ol & 7) * 4 + (m8 >> 1)) * 4 + (ol >> 3) * 2 + (m8 & 1);
       float sum = 0.f;
       for (int qq = 0; qq < k.S; ++qq)
@@ -395,12 +404,15 @@ __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int 
 
 // kWarps: warps per block, mma_warps_of(kIB) (8: two blocks per SM; 16 for IB = 13), or 16 for
 // IB = 12 too (one block per SM, one 64 KB main codebook per SM instead of two: the ",W=16"
-// entries of dispatch.cu).
-template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8, int kWarps = mma_warps_of(kIB)>
+// entries of dispatch.cu). kV: 8, or 6 for v6-k4096 (IB = 12, RB = 0; "v = 6" in the header).
+template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8, int kWarps = mma_warps_of(kIB),
+          int kV = 8>
 __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_kernel(GemvArgs a) {
   static_assert((kIB == 8 && kRB == 8) || (kIB == 12 && (kRB == 8 || kRB == 0) && kPairs == 1) ||
                     (kIB == 13 && kRB == 8 && kPairs == 1),
                 "v8-k256-256 (P = 1, 2), v8-k4096-256, v8-k4096 or v8-k8192-256 (P = 1)");
+  static_assert(kV == 8 || (kV == 6 && kIB == 12 && kRB == 0 && kWarps == kMmaWarps),
+                "v = 8, or v = 6 with 12-bit codes and no residual (v6-k4096), 8 warps");
   static_assert(kWarps == mma_warps_of(kIB) || (kIB == 12 && kWarps == 2 * kMmaWarps),
                 "8 warps (two blocks per SM) or 16 (one block: IB = 13, or IB = 12's W = 16 variant)");
   constexpr int kThreads = kWarps * 32;
@@ -447,7 +459,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
   // the main codebook first (cp.async, its own commit group, waited for before the first
   // __syncthreads), so the ring's first requests below queue behind it
-  if constexpr (kWide) mma_stage_rows_async<kThreads>(smem_s, mma_smem, L.cb, 1 << kIB);
+  if constexpr (kWide && kV == 8) mma_stage_rows_async<kThreads>(smem_s, mma_smem, L.cb, 1 << kIB);
 
   // ---- producer role of this lane, for each pair p of the row block: 16 bytes of a chunk =
   // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16. IB = 12: a chunk is
@@ -580,6 +592,13 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   // IB = 12: the residual codebook's copies here; the main one was requested first, its group is
   // the oldest of the kStages in flight.
   if constexpr (kWide) {
+    if constexpr (kV == 6) {
+      // v6: 12-byte entries (3 words) padded to 16-byte rows (padding 0: D rows 6, 7, 14, 15)
+      const uint32_t* src = static_cast<const uint32_t*>(L.cb);
+      uint4* dst = reinterpret_cast<uint4*>(mma_smem);
+      for (int e = threadIdx.x; e < (1 << kIB); e += kThreads)
+        dst[e] = make_uint4(src[3 * e], src[3 * e + 1], src[3 * e + 2], 0u);
+    }
     if constexpr (!kNoRes) {
       mma_stage_codebook<kMmaWideResCopies, kThreads>(
           reinterpret_cast<uint4*>(mma_smem + (size_t{16} << kIB) * kMmaWideMainCopies),
@@ -750,7 +769,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
             part[((it * kPairs + p) * kNT + nt) * kMmaItemFloats + lane * 4 + c] = d[p][nt][0][c] + d[p][nt][1][c];
     }
     __syncthreads();
-    mma_fold_tile<T, kPairs, 8, kNT>(a, part, k, tile);
+    mma_fold_tile<T, kPairs, kV, kNT>(a, part, k, tile);
     __syncthreads();
   }
   mma_cp_async_wait<0>();  // nothing is left in flight (every request was consumed); for form
@@ -765,11 +784,11 @@ Kernel* mma_activation_variant(const GemvArgs& a, Kernel* hi_lo, Kernel* aligned
 }
 
 // Host launchers (gemv_mma.cu; CUDA only), one per main index bits IB (8, 12, 13), residual bits
-// RB, P, n-tile count NT (M <= 8 * NT rows) and warps per block W.
-template <typename T, int IB, int RB, int P, int NT, int W = mma_warps_of(IB)>
+// RB, P, n-tile count NT (M <= 8 * NT rows), warps per block W and vector length V (8; 6).
+template <typename T, int IB, int RB, int P, int NT, int W = mma_warps_of(IB), int V = 8>
 gpuError_t launch_gemv_mma(const GemvArgs& a, size_t smem_bytes, int grid, gpuStream_t stream);
 
-template <typename T, int IB, int RB, int P, int NT, int W = mma_warps_of(IB)>
+template <typename T, int IB, int RB, int P, int NT, int W = mma_warps_of(IB), int V = 8>
 int gemv_mma_blocks_per_sm(size_t smem_bytes);
 
 }  // namespace gpu
