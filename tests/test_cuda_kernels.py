@@ -265,7 +265,7 @@ def test_gemm_cuda_matches_fp64_reference(config):
                         f"kernel={mod.gemm_cuda_kernel_name(attrs, DTYPE_NAME[dtype], m)}")
                 if FORCED_PAIRS and what.endswith(">") and "kernel=vptq_gemv_mma<" in what:
                     # P = 2 has no two-n-tile variant: M > 8 then runs 8-row slices of P = 2
-                    assert re.search(rf",P={FORCED_PAIRS}(,MB=16)?>$", what), f"{what}: VPTQ_GEMV_MMA_PAIRS ignored"
+                    assert re.search(rf",P={FORCED_PAIRS}(,MB=16)?(,W=16)?>$", what), f"{what}: VPTQ_GEMV_MMA_PAIRS ignored"
                 if os.environ.get("VPTQ_GEMV_MMA_STAGE_MAIN") == "0":
                     assert ",cb=smem>" not in what, f"{what}: VPTQ_GEMV_MMA_STAGE_MAIN=0 ignored"
                 if GATHER_AT_M1 and m == 1 and dtype != torch.float32 and not (spec.enable_norm and dtype == torch.float16):
@@ -624,12 +624,12 @@ def test_mma_12bit_kernel_forced_warps(warps):
 def test_mma_gather_kernel_at_one_row():
     """The gather kernel at M = 1 too (dispatch gives M = 1 to the fast kernel):
     VPTQ_GEMV_MMA_GATHER_MIN_M=1 (read once per process, so in a fresh interpreter) on every
-    gather-kernel mma configuration (VPTQ_GEMV_MMA_WIDE=0: v8-k4096-256 too); the child asserts the
-    gather kernel ran at M = 1."""
+    gather-kernel mma configuration (VPTQ_GEMV_MMA_WIDE=0: v8-k4096-256 too; v6 has no gather
+    kernel); the child asserts the gather kernel ran at M = 1."""
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
-    _run_child_tests("matches_fp64 and mma and (k65536 or k4096 or k8192)", VPTQ_GEMV_MMA_GATHER_MIN_M="1",
+    _run_child_tests("matches_fp64 and mma and (k65536 or k4096 or k8192) and not v6", VPTQ_GEMV_MMA_GATHER_MIN_M="1",
                      VPTQ_GEMV_MMA_WIDE="0", VPTQ_CUDA_TEST_GATHER_M1="1")
 
 

@@ -214,8 +214,10 @@ constexpr int64_t kMmaWideOneRowMaxIndexRows = 512;
 // fast kernel, M = 2 0.43-0.71x (generic kernel before), M = 4 / 8 0.49-0.66x / 0.49-0.68x of the
 // gather kernel, M = 16 0.60-0.75x. VPTQ_GEMV_MMA_WIDE_MIN_M, when set, replaces this too.
 constexpr long kMmaWide13MinRows = 1;
-// v6-k4096 (12-byte entries padded to 16-byte rows when staged) from this many rows on. Not
-// measured yet.
+// v6-k4096 (12-byte entries padded to 16-byte rows when staged) from this many rows on. Measured
+// (H200, fp16, 8 Llama shapes, two repeats, same-call A/B against VPTQ_GEMV_MMA_WIDE=0,
+// docs/bench/bench_mma_v6_h200_2026-11-27.md): M = 1 0.53-0.83x of the fast kernel, M = 2 / 4 / 8
+// 0.44-0.59x / 0.44-0.46x / 0.24-0.43x of the generic / fast kernels, M = 16 0.39-0.65x of prefill.
 constexpr long kMmaWideV6MinRows = 1;
 // Warps per block of the staged-codebook kernel for 12-bit main codes: 8 (two blocks per SM, a
 // 64 KB codebook copy each), except 16 (one block per SM, one copy; the ",W=16" entries) for the
