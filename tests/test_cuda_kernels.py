@@ -140,6 +140,14 @@ CONFIGS = {
     # empty) with perm; many tiles with bias
     "v6-k4096-ragged-perm-mma": dict(in_features=1024, out_features=1000, v=6, k=4096, perm=True),
     "v6-k4096-tall-mma": dict(in_features=256, out_features=6000, v=6, k=4096, bias=True),
+    # v12-k4096-4096 kernel (gemv_mma_v12.cuh: head / tail tables, one index row per mma): O not a
+    # multiple of 12 (last row 4 outputs) with perm and a partial last chunk (9 units per row);
+    # many tiles with bias; bf16 + norm (hi / lo activations; fp16 + norm takes the fast kernel)
+    "v12-k4096-4096-ragged-perm-mma": dict(in_features=288, out_features=1000, v=12, k=4096, k_res=4096,
+                                           perm=True),
+    "v12-k4096-4096-tall-mma": dict(in_features=1024, out_features=9000, v=12, k=4096, k_res=4096, bias=True),
+    "v12-k4096-4096-norm-mma": dict(in_features=2048, out_features=120, v=12, k=4096, k_res=4096, norm=True,
+                                    bias=True),
     # tensor-core gather kernel (gemv_mma_gather.cuh, v8 with 16-bit main codes): G = 2 with 9
     # units per group (a partial chunk, groups switching inside a chunk), an odd index-row count
     # with perm and a partial last chunk, bf16 + norm (hi / lo), split-K, many tiles per block
@@ -206,7 +214,8 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v8-k256-256-perm-mma", "v8-k256-256-norm-mma", "v8-k65536-G2-9units-mma",
                  "v8-k65536-256-odd-perm-mma", "v16-k65536-65536-G2-ragged-mma", "v8-k8192-256-odd-perm-mma",
                  "v8-k4096-G2-mma", "v8-k4096-256-tall", "v8-k4096-odd-perm-mma", "v8-k4096-256-odd-perm-mma",
-                 "v8-k8192-256-perm-mma", "v8-k8192-256-tiles-mma", "v6-k4096-ragged-perm-mma")
+                 "v8-k8192-256-perm-mma", "v8-k8192-256-tiles-mma", "v6-k4096-ragged-perm-mma",
+                 "v12-k4096-4096-ragged-perm-mma")
 
 
 def _device_weights(layer, dtype):
@@ -506,6 +515,20 @@ def test_mma_wide_kernel_dispatch():
             for m in (9, 16, 32):
                 assert mod.gemm_cuda_kernel_name(v6, dt, m) == f"vptq_gemv_mma<{dt},V=6,IB=12,RB=0,P=1,MB=16>"
             assert mod.gemm_cuda_kernel_name(v6, dt, 33).startswith(f"vptq_dequant_tiles<{dt}>+")
+    # v12-k4096-4096 (gemv_mma_v12.cuh) from M = 1 (kMmaWideV12MinRows), its 16-row variant for
+    # 9 <= M <= 16, prefill from 17
+    for out_features in (1000, 28672):
+        v12 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=out_features, v=12,
+                                                         k=4096, k_res=4096)).as_dict()
+        for dt in ("float16", "bfloat16"):
+            for m in (1, 2, 8):
+                assert mod.gemm_cuda_kernel_name(v12, dt, m) == f"vptq_gemv_mma<{dt},V=12,IB=12,RB=12,P=1>"
+            for m in (9, 16):
+                assert mod.gemm_cuda_kernel_name(v12, dt, m) == f"vptq_gemv_mma<{dt},V=12,IB=12,RB=12,P=1,MB=16>"
+            assert mod.gemm_cuda_kernel_name(v12, dt, 17).startswith(f"vptq_dequant_tiles<{dt}>+")
+    v12_g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=120, v=12, k=4096,
+                                                        k_res=4096, group_num=2)).as_dict()
+    assert mod.gemm_cuda_kernel_name(v12_g2, "float16", 1) == "vptq_gemv_fast<float16,V=12,IB=12,RB=12,MB=1>"
     v6_norm = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=1000, v=6, k=4096,
                                                          norm=True)).as_dict()
     assert mod.gemm_cuda_kernel_name(v6_norm, "float16", 1) == "vptq_gemv_fast<float16,V=6,IB=12,RB=0,MB=1>"
@@ -624,18 +647,19 @@ def test_mma_12bit_kernel_forced_warps(warps):
 def test_mma_gather_kernel_at_one_row():
     """The gather kernel at M = 1 too (dispatch gives M = 1 to the fast kernel):
     VPTQ_GEMV_MMA_GATHER_MIN_M=1 (read once per process, so in a fresh interpreter) on every
-    gather-kernel mma configuration (VPTQ_GEMV_MMA_WIDE=0: v8-k4096-256 too; v6 has no gather
-    kernel); the child asserts the gather kernel ran at M = 1."""
+    gather-kernel mma configuration (VPTQ_GEMV_MMA_WIDE=0: v8-k4096-256 too; v6 and v12 have no
+    gather kernel); the child asserts the gather kernel ran at M = 1."""
     _kernels()
     if not _mma_expected():
         pytest.skip("tensor-core decode kernel off (device below sm_80 or VPTQ_GEMV_MMA=0)")
-    _run_child_tests("matches_fp64 and mma and (k65536 or k4096 or k8192) and not v6", VPTQ_GEMV_MMA_GATHER_MIN_M="1",
+    _run_child_tests("matches_fp64 and mma and (k65536 or k4096 or k8192) and not v6 and not v12", VPTQ_GEMV_MMA_GATHER_MIN_M="1",
                      VPTQ_GEMV_MMA_WIDE="0", VPTQ_CUDA_TEST_GATHER_M1="1")
 
 
 @pytest.mark.parametrize("m", [1, 2, 5, 8, 12])
 @pytest.mark.parametrize("v,k,k_res", [(8, 256, 256), (8, 65536, 256), (8, 65536, 0), (16, 65536, 65536),
-                                       (8, 4096, 256), (8, 4096, 0), (6, 4096, 0)])
+                                       (8, 4096, 256), (8, 4096, 0), (6, 4096, 0),
+                                       (12, 4096, 4096)])
 def test_mma_kernel_unaligned_activations(m, v, k, k_res):
     """X at an address that is not 16-byte aligned: element loads instead of vector loads (both
     tensor-core kernels)."""

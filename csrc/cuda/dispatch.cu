@@ -77,6 +77,7 @@
 #include "gemv_fast_table.h"
 #include "gemv_mma.cuh"
 #include "gemv_mma_gather.cuh"
+#include "gemv_mma_v12.cuh"
 #include "env_knob.h"
 #include "gemv_table.h"
 #include "prefill.h"
@@ -219,6 +220,8 @@ constexpr long kMmaWide13MinRows = 1;
 // docs/bench/bench_mma_v6_h200_2026-11-27.md): M = 1 0.53-0.83x of the fast kernel, M = 2 / 4 / 8
 // 0.44-0.59x / 0.44-0.46x / 0.24-0.43x of the generic / fast kernels, M = 16 0.39-0.65x of prefill.
 constexpr long kMmaWideV6MinRows = 1;
+// v12-k4096-4096 (gemv_mma_v12.cuh) from this many rows on. Not measured yet.
+constexpr long kMmaWideV12MinRows = 1;
 // Warps per block of the staged-codebook kernel for 12-bit main codes: 8 (two blocks per SM, a
 // 64 KB codebook copy each), except 16 (one block per SM, one copy; the ",W=16" entries) for the
 // two-n-tile variant (9 <= M <= 16) with the 256-row residual. Measured (H200, fp16, 8 Llama
@@ -324,6 +327,14 @@ int entry_warps(const GemvEntry& e);
 #define VPTQ_MMA_W16_F16(V, IB, RB) VPTQ_MMA_ENTRY_W16(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_W16_BF16(V, IB, RB) VPTQ_MMA_ENTRY_W16(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 #define VPTQ_MMA_12BIT_LAYOUTS(X) X(8, 12, 8) X(8, 12, 0)
+// v12-k4096-4096 (gemv_mma_v12.cuh: its own kernel, 16 warps, three 64 KB tables)
+#define VPTQ_MMA_V12_ENTRY(T, DT, DTNAME)                                                                   \
+  {DT, 12, true, gpu::kMmaMaxRows, 1, 12, 12, true, &gpu::launch_gemv_mma_v12<T, 1>,                          \
+   &gpu::gemv_mma_v12_blocks_per_sm<T, 1>, "vptq_gemv_mma<" DTNAME ",V=12,IB=12,RB=12,P=1>", false, false,    \
+   gpu::kV12Warps},                                                                                          \
+  {DT, 12, true, 2 * gpu::kMmaMaxRows, 1, 12, 12, true, &gpu::launch_gemv_mma_v12<T, 2>,                      \
+   &gpu::gemv_mma_v12_blocks_per_sm<T, 2>, "vptq_gemv_mma<" DTNAME ",V=12,IB=12,RB=12,P=1,MB=16>", false, false, \
+   gpu::kV12Warps},
 #define VPTQ_MMA_F16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_BF16(V, IB, RB) VPTQ_MMA_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
 #define VPTQ_MMA_WIDE_F16(V, IB, RB) VPTQ_MMA_ENTRY_WIDE(gpu_half, DType::kFloat16, "float16", V, IB, RB)
@@ -349,6 +360,8 @@ int entry_warps(const GemvEntry& e);
   VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_F16) VPTQ_GEMV_MMA_LAYOUTS(VPTQ_MMA_BF16)                             \
   VPTQ_GEMV_MMA_WIDE_LAYOUTS(VPTQ_MMA_WIDE_F16) VPTQ_GEMV_MMA_WIDE_LAYOUTS(VPTQ_MMA_WIDE_BF16)         \
   VPTQ_MMA_12BIT_LAYOUTS(VPTQ_MMA_W16_F16) VPTQ_MMA_12BIT_LAYOUTS(VPTQ_MMA_W16_BF16)                   \
+  VPTQ_MMA_V12_ENTRY(gpu_half, DType::kFloat16, "float16")                                             \
+  VPTQ_MMA_V12_ENTRY(gpu_bfloat16, DType::kBFloat16, "bfloat16")                                       \
   VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_F16) VPTQ_GEMV_MMA_GATHER_LAYOUTS(VPTQ_MMA_GATHER_BF16) \
   VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(VPTQ_MMA_STAGE_MAIN_F16) VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS(VPTQ_MMA_STAGE_MAIN_BF16)
 #else
@@ -536,6 +549,7 @@ bool mma_device_ok() {
 // gemv_mma.cuh's staged codebooks.
 size_t mma_entry_smem(const LayerAttributes& a, const GemvEntry& e, int items, int pairs) {
   if (e.gather) return gpu::mma_gather_smem_bytes(e.ib, e.rb, e.stage_main, items, e.mb / gpu::kMmaMaxRows);
+  if (e.vt == 12) return gpu::mma_v12_smem_bytes(items, e.mb / gpu::kMmaMaxRows);
   return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs, e.mb / gpu::kMmaMaxRows,
                              entry_warps(e));
 }
@@ -555,6 +569,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
   const long wide_min_rows = forced_wide_min_rows > 0 ? forced_wide_min_rows
                              : a.index_bits == 13                                                      ? kMmaWide13MinRows
                              : a.vector_len == 6                                                       ? kMmaWideV6MinRows
+                             : a.vector_len == 12                                                      ? kMmaWideV12MinRows
                              : a.index_bits == 12 && a.num_index_rows() <= kMmaWideOneRowMaxIndexRows ? 1
                                                                                                      : kMmaWideMinRows;
   if (!ptr_ok || m < min_rows || a.outlier_size != 0 || a.group_size < gpu::kMmaStepCols || a.group_size % gpu::kMmaStepCols != 0 ||

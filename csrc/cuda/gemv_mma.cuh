@@ -113,8 +113,8 @@ constexpr int kMmaRingBytes = 4096;  // index ring per warp: 8 chunk slots of on
 constexpr int kMmaMaxPairs = 2;      // row pairs per warp step (P): kernels for P = 1 and 2
 
 // Index rows per "pair" = one mma's 16 outputs: 2 for v = 8 (and v = 6, 12 of the 16 outputs
-// used), 1 for v = 16 (kernels and dispatch.cu's mma_geometry).
-__host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return v == 16 ? 1 : 2; }
+// used), 1 for v = 16 and v = 12 (kernels and dispatch.cu's mma_geometry).
+__host__ __device__ constexpr int mma_index_rows_per_pair(int v) { return v >= 12 ? 1 : 2; }
 
 // Warps per block of gemv_mma_kernel by main index bits: 8 (two blocks per SM), 16 for IB = 13,
 // whose 128 KB main codebook leaves room for one block per SM.
@@ -305,12 +305,14 @@ __device__ __forceinline__ void mma_stage_rows_async(uint32_t dst, unsigned char
 // End of a block tile: one thread per (row block rr, pair p, n-tile nt, output 0..15, activation
 // row) sums the S items' D fragments (part[((item * P + p) * kNT + nt) * 128 + lane * 4 + c],
 // fragment order) in item order (deterministic, no atomics) and stores the output with the
-// epilogue. D row ol (0..15) of pair pp: kV = 16: output ol of index row pp; kV = 8 or 6: output
-// ol % 8 of index row 2 pp + ol / 8 (kV = 6: D rows 6, 7, 14, 15 are padding, never stored); D
-// column m8 of n-tile nt is activation row 8 nt + m8.
+// epilogue. D row ol (0..15) of pair pp: kV = 16 or 12: output ol of index row pp (kV = 12: rows
+// 12..15 never stored); kV = 8 or 6: output ol % 8 of index row 2 pp + ol / 8 (kV = 6: D rows 6,
+// 7, 14, 15 are padding, never stored); D column m8 of n-tile nt is activation row 8 nt + m8.
 template <typename T, int kPairs, int kV = 8, int kNT = 1>
 __device__ __forceinline__ void mma_fold_tile(const GemvArgs& a, const float* part, const MmaWork& k, int tile) {
-  static_assert(kV == 6 || kV == 8 || kV == 16, "16 outputs per pair: 2 index rows of v8 (v6 padded) or one of v16");
+  static_assert(kV == 6 || kV == 8 || kV == 12 || kV == 16,
+                "16 outputs per pair: 2 index rows of v8 (v6 padded) or one of v16 (v12 padded)");
+  constexpr bool kOneRow = mma_index_rows_per_pair(kV) == 1;
   const LayerView& L = a.L;
   for (int t = threadIdx.x; t < k.RT * kPairs * kNT * kMmaItemFloats; t += blockDim.x) {
     const int f = t / kMmaItemFloats, rem = t - f * kMmaItemFloats;  // f = (rr * P + p) * kNT + nt
@@ -318,7 +320,7 @@ __device__ __forceinline__ void mma_fold_tile(const GemvArgs& a, const float* pa
     const int rr = rp_t / kPairs, p = rp_t - rr * kPairs;
     const int ol = rem / kMmaMaxRows, m8 = rem - ol * kMmaMaxRows, m = nt * kMmaMaxRows + m8;
     const int pp = (tile * k.RT + rr) * kPairs + p;
-    const int r = kV == 16 ? pp : 2 * pp + (ol >> 3), j = kV == 16 ? ol : ol & 7, o = r * kV + j;
+    const int r = kOneRow ? pp : 2 * pp + (ol >> 3), j = kOneRow ? ol : ol & 7, o = r * kV + j;
     if (m < a.m && j < kV && r < L.index_rows && o < L.out_features) {
       const int slot = ((ol & 7) * 4 + (m8 >> 1)) * 4 + (ol >> 3) * 2 + (m8 & 1);
       float sum = 0.f;
