@@ -220,7 +220,10 @@ constexpr long kMmaWide13MinRows = 1;
 // docs/bench/bench_mma_v6_h200_2026-11-27.md): M = 1 0.53-0.83x of the fast kernel, M = 2 / 4 / 8
 // 0.44-0.59x / 0.44-0.46x / 0.24-0.43x of the generic / fast kernels, M = 16 0.39-0.65x of prefill.
 constexpr long kMmaWideV6MinRows = 1;
-// v12-k4096-4096 (gemv_mma_v12.cuh) from this many rows on. Not measured yet.
+// v12-k4096-4096 (gemv_mma_v12.cuh) from this many rows on. Measured (H200, fp16, 8 Llama shapes,
+// two repeats, same-call A/B against VPTQ_GEMV_MMA_WIDE=0, docs/bench/bench_mma_v12_h200_2026-11-27.md):
+// M = 1 0.69-0.92x of the fast kernel (8B kv 1.02x, within the repeats' spread), M = 2 / 4 / 8
+// 0.47-0.79x / 0.45-0.56x / 0.30-0.45x of the generic kernel, M = 16 0.50-0.74x of prefill.
 constexpr long kMmaWideV12MinRows = 1;
 // Warps per block of the staged-codebook kernel for 12-bit main codes: 8 (two blocks per SM, a
 // 64 KB codebook copy each), except 16 (one block per SM, one copy; the ",W=16" entries) for the
