@@ -407,6 +407,21 @@ __device__ __forceinline__ void mma_walk_next(MmaWalk& w, const MmaWork& k, int 
 // kWarps: warps per block, mma_warps_of(kIB) (8: two blocks per SM; 16 for IB = 13), or 16 for
 // IB = 12 too (one block per SM, one 64 KB main codebook per SM instead of two: the ",W=16"
 // entries of dispatch.cu). kV: 8, or 6 for v6-k4096 (IB = 12, RB = 0; "v = 6" in the header).
+// Activations of the kMmaChunk steps of walk w's current chunk, one 16-byte load per n-tile and
+// step from this lane's pointers xh (mma_lane_activations); zeros past the item's end and after
+// the last tile (the staged-codebook kernels' activation walk, one chunk ahead of the mma).
+template <bool kXVec, int kNT, typename T>
+__device__ __forceinline__ void mma_load_x_chunk(const T* const (&xh)[kNT], const MmaWalk& w, const MmaWork& k,
+                                                 uint4 (&xv)[kNT][kMmaChunk]) {
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+    for (int s = 0; s < kMmaChunk; ++s) {
+      const int u = w.u + s;
+      xv[nt][s] = (w.tile < k.tiles && u < w.uend) ? mma_load_x8<kXVec>(xh[nt] + u * kMmaStepCols) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8, int kWarps = mma_warps_of(kIB),
           int kV = 8>
 __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_kernel(GemvArgs a) {
@@ -574,16 +589,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   const T* xh[kNT];
   const T* xl[kNT];
   mma_lane_activations<T, kHiLo, kNT>(a, lane, xh, xl);
-  auto load_x = [&](uint4 (&xv)[kNT][kMmaChunk]) {
-#pragma unroll
-    for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-      for (int s = 0; s < kMmaChunk; ++s) {
-        const int u = xw.u + s;
-        xv[nt][s] = (xw.tile < k.tiles && u < xw.uend) ? mma_load_x8<kXVec>(xh[nt] + u * kMmaStepCols)
-                                                       : make_uint4(0, 0, 0, 0);
-      }
-  };
+  auto load_x = [&](uint4 (&xv)[kNT][kMmaChunk]) { mma_load_x_chunk<kXVec>(xh, xw, k, xv); };
   uint4 xc[kNT][kMmaChunk];
   load_x(xc);
   if (xw.tile < k.tiles) mma_walk_next<kMmaChunk, kWarps>(xw, k, warp);

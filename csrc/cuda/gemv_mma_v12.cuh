@@ -132,16 +132,7 @@ __global__ void __launch_bounds__(kV12Threads, 1) gemv_mma_v12_kernel(GemvArgs a
   const T* xh[kNT];
   const T* xl[kNT];
   mma_lane_activations<T, kHiLo, kNT>(a, lane, xh, xl);
-  auto load_x = [&](uint4 (&xv)[kNT][kMmaChunk]) {
-#pragma unroll
-    for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-      for (int s = 0; s < kMmaChunk; ++s) {
-        const int u = xw.u + s;
-        xv[nt][s] = (xw.tile < k.tiles && u < xw.uend) ? mma_load_x8<kXVec>(xh[nt] + u * kMmaStepCols)
-                                                       : make_uint4(0, 0, 0, 0);
-      }
-  };
+  auto load_x = [&](uint4 (&xv)[kNT][kMmaChunk]) { mma_load_x_chunk<kXVec>(xh, xw, k, xv); };
   uint4 xc[kNT][kMmaChunk];
   load_x(xc);
   if (xw.tile < k.tiles) mma_walk_next<kMmaChunk, kV12Warps>(xw, k, warp);
