@@ -505,27 +505,29 @@ def test_mma_wide_kernel_dispatch():
                                                     group_num=2)).as_dict()
     assert mod.gemm_cuda_kernel_name(g2, "float16", 4) == "vptq_gemv<float16,VT=8,MB=4,R=1,exact=true>"
     # v6-k4096 (12-byte entries padded to 16 when staged): the same kernel from M = 1 on every layer
-    # (kMmaWideV6MinRows), 16-row slices up to 32 rows; not fp16 with norm (the fast kernel at M = 1)
-    for out_features in (1000, 14336):
-        v6 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=out_features, v=6,
+    # (kMmaWideV6MinRows), 16-row slices up to 32 rows on layers of more than 4096 x 4096 weights,
+    # else prefill from 17; not fp16 with norm (the fast kernel at M = 1)
+    for in_features, out_features, last in ((512, 1000, 16), (4096, 4096, 16), (4096, 4104, 32)):
+        v6 = OpAttributes.from_spec(synthetic.make_spec(in_features=in_features, out_features=out_features, v=6,
                                                         k=4096)).as_dict()
         for dt in ("float16", "bfloat16"):
             for m in (1, 2, 8):
                 assert mod.gemm_cuda_kernel_name(v6, dt, m) == f"vptq_gemv_mma<{dt},V=6,IB=12,RB=0,P=1>"
-            for m in (9, 16, 32):
+            for m in (9, 16, last):
                 assert mod.gemm_cuda_kernel_name(v6, dt, m) == f"vptq_gemv_mma<{dt},V=6,IB=12,RB=0,P=1,MB=16>"
-            assert mod.gemm_cuda_kernel_name(v6, dt, 33).startswith(f"vptq_dequant_tiles<{dt}>+")
+            assert mod.gemm_cuda_kernel_name(v6, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
     # v12-k4096-4096 (gemv_mma_v12.cuh) from M = 1 (kMmaWideV12MinRows), its 16-row variant for
-    # 9 <= M <= 16, prefill from 17
-    for out_features in (1000, 28672):
-        v12 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=out_features, v=12,
+    # 9 <= M <= 16, 16-row slices up to 32 rows on layers of more than 4096 x 4096 weights, else
+    # prefill from 17
+    for in_features, out_features, last in ((512, 1000, 16), (512, 28672, 16), (4096, 6144, 32)):
+        v12 = OpAttributes.from_spec(synthetic.make_spec(in_features=in_features, out_features=out_features, v=12,
                                                          k=4096, k_res=4096)).as_dict()
         for dt in ("float16", "bfloat16"):
             for m in (1, 2, 8):
                 assert mod.gemm_cuda_kernel_name(v12, dt, m) == f"vptq_gemv_mma<{dt},V=12,IB=12,RB=12,P=1>"
-            for m in (9, 16):
+            for m in (9, 16, last):
                 assert mod.gemm_cuda_kernel_name(v12, dt, m) == f"vptq_gemv_mma<{dt},V=12,IB=12,RB=12,P=1,MB=16>"
-            assert mod.gemm_cuda_kernel_name(v12, dt, 17).startswith(f"vptq_dequant_tiles<{dt}>+")
+            assert mod.gemm_cuda_kernel_name(v12, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
     v12_g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=120, v=12, k=4096,
                                                         k_res=4096, group_num=2)).as_dict()
     assert mod.gemm_cuda_kernel_name(v12_g2, "float16", 1) == "vptq_gemv_fast<float16,V=12,IB=12,RB=12,MB=1>"

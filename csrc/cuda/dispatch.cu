@@ -177,6 +177,14 @@ constexpr int64_t kChunkedStageMainMaxRows = 32;
 // docs/bench/bench_mma_k4096_h200_2026-11-27.md): M = 17 / 24 / 32 0.49-0.83x / 0.52-0.84x /
 // 0.57-0.84x on 6 shapes; 8B qkv 0.91 / 1.03 / 1.04x, 8B kv 1.00 / 0.95 / 0.99x.
 constexpr int64_t kChunkedMmaWideNoResMaxRows = 32;
+// v6-k4096 (gemv_mma.cuh, kV = 6) and v12-k4096-4096 (gemv_mma_v12.cuh): 32 rows on layers of more
+// than kChunkedSmallLayerWeights weights, else 16. Measured (H100, fp16, 8 Llama shapes, two
+// repeats, slices (VPTQ_GEMV_CHUNKED_MAX_M=32) against prefill (=16) at M = 17 / 24 / 32,
+// docs/bench/bench_mma_v6_v12_h100_2026-11-27.md section 3): v6-k4096 0.53-0.90x on the 6 larger
+// shapes, 1.02-1.19x on 8B q/o and kv; v12-k4096-4096 0.74-0.99x on the 6 larger, 1.17-1.31x on
+// 8B q/o and kv.
+constexpr int64_t kChunkedV6V12MaxRows = 32;
+constexpr int64_t kChunkedSmallLayerWeights = int64_t{4096} * 4096;
 constexpr int kMmaGatherOddResMinRows = 3;
 // the gather kernel's staged-main variant (VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS: v8-k4096,
 // v8-k4096-256 with G = 1) from this many rows on; it replaces the gathering variant there
@@ -692,7 +700,10 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
                                   dtype_size(dtype) > dequant_chunk_bytes();
   const GemvEntry& e = kGemvTable[entry];
   if (!e.gather && e.ib != 8)  // gemv_mma.cuh, 12- / 13-bit codes
-    return e.rb == 0 ? kChunkedMmaWideNoResMaxRows : kChunkedGatherMaxRows;
+    return e.vt == 6 || e.vt == 12
+               ? (a.out_features * a.in_features > kChunkedSmallLayerWeights ? kChunkedV6V12MaxRows : kChunkedGatherMaxRows)
+           : e.rb == 0 ? kChunkedMmaWideNoResMaxRows
+                       : kChunkedGatherMaxRows;
   if (!e.gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
   if (e.stage_main && e.rb == 0) return kChunkedStageMainMaxRows;
   return a.vector_len == 16 ? kChunkedGatherWideMaxRows : kChunkedGatherMaxRows;
