@@ -517,9 +517,9 @@ def test_mma_wide_kernel_dispatch():
                 assert mod.gemm_cuda_kernel_name(v6, dt, m) == f"vptq_gemv_mma<{dt},V=6,IB=12,RB=0,P=1,MB=16>"
             assert mod.gemm_cuda_kernel_name(v6, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
     # v12-k4096-4096 (gemv_mma_v12.cuh) from M = 1 (kMmaWideV12MinRows), its 16-row variant for
-    # 9 <= M <= 16, 16-row slices up to 32 rows on layers of more than 4096 x 4096 weights, else
+    # 9 <= M <= 16, 16-row slices up to 32 rows on layers of more than 8192 x 8192 weights, else
     # prefill from 17
-    for in_features, out_features, last in ((512, 1000, 16), (512, 28672, 16), (4096, 6144, 32)):
+    for in_features, out_features, last in ((512, 1000, 16), (8192, 8192, 16), (8192, 8200, 32)):
         v12 = OpAttributes.from_spec(synthetic.make_spec(in_features=in_features, out_features=out_features, v=12,
                                                          k=4096, k_res=4096)).as_dict()
         for dt in ("float16", "bfloat16"):

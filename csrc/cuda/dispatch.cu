@@ -178,13 +178,17 @@ constexpr int64_t kChunkedStageMainMaxRows = 32;
 // 0.57-0.84x on 6 shapes; 8B qkv 0.91 / 1.03 / 1.04x, 8B kv 1.00 / 0.95 / 0.99x.
 constexpr int64_t kChunkedMmaWideNoResMaxRows = 32;
 // v6-k4096 (gemv_mma.cuh, kV = 6) and v12-k4096-4096 (gemv_mma_v12.cuh): 32 rows on layers of more
-// than kChunkedSmallLayerWeights weights, else 16. Measured (H100, fp16, 8 Llama shapes, two
-// repeats, slices (VPTQ_GEMV_CHUNKED_MAX_M=32) against prefill (=16) at M = 17 / 24 / 32,
-// docs/bench/bench_mma_v6_v12_h100_2026-11-27.md section 3): v6-k4096 0.53-0.90x on the 6 larger
-// shapes, 1.02-1.19x on 8B q/o and kv; v12-k4096-4096 0.74-0.99x on the 6 larger, 1.17-1.31x on
-// 8B q/o and kv.
+// than kChunkedV6MinWeights / kChunkedV12MinWeights weights, else 16. Measured (fp16, 8 Llama
+// shapes, two repeats, slices (VPTQ_GEMV_CHUNKED_MAX_M=32) against prefill (=16) at M = 17 / 24 /
+// 32, docs/bench/bench_mma_v6_v12_h100_2026-11-27.md section 3 (H100) and section 5 (H200)):
+//   v6-k4096: H100 0.53-0.90x on the 6 shapes above 4096 x 4096, 1.02-1.19x on 8B q/o and kv;
+//     H200 0.65-0.95x on 5 of those 6, 8B down 0.97 / 1.01 / 1.11x, 8B q/o and kv 1.07-1.22x.
+//   v12-k4096-4096: H100 0.74-0.99x on the same 6, 1.17-1.31x on 8B q/o and kv; H200 0.89-0.99x
+//     on 70B up / down only (8B qkv, up, down, 70B o 1.01-1.19x): prefill wins sooner on the
+//     H200 (more bandwidth for the dequantized W), so slices only above 8192 x 8192 weights.
 constexpr int64_t kChunkedV6V12MaxRows = 32;
-constexpr int64_t kChunkedSmallLayerWeights = int64_t{4096} * 4096;
+constexpr int64_t kChunkedV6MinWeights = int64_t{4096} * 4096;
+constexpr int64_t kChunkedV12MinWeights = int64_t{8192} * 8192;
 constexpr int kMmaGatherOddResMinRows = 3;
 // the gather kernel's staged-main variant (VPTQ_GEMV_MMA_STAGE_MAIN_LAYOUTS: v8-k4096,
 // v8-k4096-256 with G = 1) from this many rows on; it replaces the gathering variant there
@@ -701,7 +705,9 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
   const GemvEntry& e = kGemvTable[entry];
   if (!e.gather && e.ib != 8)  // gemv_mma.cuh, 12- / 13-bit codes
     return e.vt == 6 || e.vt == 12
-               ? (a.out_features * a.in_features > kChunkedSmallLayerWeights ? kChunkedV6V12MaxRows : kChunkedGatherMaxRows)
+               ? (a.out_features * a.in_features > (e.vt == 6 ? kChunkedV6MinWeights : kChunkedV12MinWeights)
+                      ? kChunkedV6V12MaxRows
+                      : kChunkedGatherMaxRows)
            : e.rb == 0 ? kChunkedMmaWideNoResMaxRows
                        : kChunkedGatherMaxRows;
   if (!e.gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
