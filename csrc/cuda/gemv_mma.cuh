@@ -298,14 +298,17 @@ __device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src,
   }
 }
 
-// Copy n 16-byte rows global -> shared by cp.async.cg (no registers held, all in flight at once):
-// one copy of a codebook too large for the interleaved copies. Block-wide, one commit group per
-// thread; the caller waits and synchronises.
-template <int kThreads = kMmaThreads>
+// Copy n 16-byte rows global -> shared by cp.async.cg (no registers held, all in flight at once)
+// as kCopies interleaved copies (row e, copy i at slot kCopies * e + i): a codebook too large for
+// 8 copies. Block-wide, one commit group per thread; the caller waits and synchronises.
+template <int kThreads = kMmaThreads, int kCopies = 1>
 __device__ __forceinline__ void mma_stage_rows_async(uint32_t dst, unsigned char* dst_generic, const void* src, int n) {
   const uint4* rows = static_cast<const uint4*>(src);
   for (int e = threadIdx.x; e < n; e += kThreads)
-    mma_cp_async16<false>(dst + static_cast<uint32_t>(e * 16), dst_generic + e * 16, rows + e);
+#pragma unroll
+    for (int i = 0; i < kCopies; ++i)
+      mma_cp_async16<false>(dst + static_cast<uint32_t>((e * kCopies + i) * 16), dst_generic + (e * kCopies + i) * 16,
+                            rows + e);
   mma_cp_async_commit();
 }
 
@@ -484,7 +487,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
   // the main codebook first (cp.async, its own commit group, waited for before the first
   // __syncthreads), so the ring's first requests below queue behind it
-  if constexpr (kWide && kV == 8 && kMainCopies == 1) mma_stage_rows_async<kThreads>(smem_s, mma_smem, L.cb, 1 << kIB);
+  if constexpr (kWide && kV == 8) mma_stage_rows_async<kThreads, kMainCopies>(smem_s, mma_smem, L.cb, 1 << kIB);
 
   // ---- producer role of this lane, for each pair p of the row block: 16 bytes of a chunk =
   // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16. IB = 12: a chunk is
@@ -608,12 +611,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   // IB = 12: the residual codebook's copies here; the main one was requested first, its group is
   // the oldest of the kStages in flight.
   if constexpr (kWide) {
-    if constexpr (kV == 8 && kMainCopies > 1) {
-      // two copies: one load per entry, both stores (cp.async of each copy measured ~10 us slower
-      // per launch, H200)
-      mma_stage_codebook<kMainCopies, kThreads>(reinterpret_cast<uint4*>(mma_smem), static_cast<const uint4*>(L.cb),
-                                                1 << kIB);
-    }
     if constexpr (kV == 6) {
       // v6: 12-byte entries (3 words) padded to 16-byte rows (padding 0: D rows 6, 7, 14, 15)
       const uint32_t* src = static_cast<const uint32_t*>(L.cb);
