@@ -279,11 +279,11 @@ def test_gemm_cuda_matches_fp64_reference(config):
                     assert ",cb=smem>" not in what, f"{what}: VPTQ_GEMV_MMA_STAGE_MAIN=0 ignored"
                 if GATHER_AT_M1 and m == 1 and dtype != torch.float32 and not (spec.enable_norm and dtype == torch.float16):
                     assert "kernel=vptq_gemv_mma_gather<" in what, f"{what}: VPTQ_GEMV_MMA_GATHER_MIN_M ignored"
-                if "kernel=vptq_gemv_mma<" in what and re.search(r",V=[68],IB=12,", what):
+                if "kernel=vptq_gemv_mma<" in what and ",V=8,IB=12," in what:
                     # 16 warps: forced, or by default the two-n-tile variant with the residual
                     want16 = WIDE_WARPS == "16" if WIDE_WARPS else (",RB=8," in what and ",MB=16" in what)
                     assert what.endswith(",W=16>") == want16, f"{what}: 16 warps expected: {want16}"
-                if (WIDE_WARPS == "16" and m <= 16 and dtype != torch.float32 and spec.vector_len in (6, 8)
+                if (WIDE_WARPS == "16" and m <= 16 and dtype != torch.float32 and spec.vector_len == 8
                         and spec.index_bits == 12 and spec.res_index_bits in (0, 8) and spec.group_num == 1
                         and spec.outlier_size == 0 and spec.group_size % 32 == 0
                         and not (spec.enable_norm and dtype == torch.float16)):

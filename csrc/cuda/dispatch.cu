@@ -333,15 +333,15 @@ int entry_warps(const GemvEntry& e);
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)
 // 12-bit main codes as one block of 16 warps per SM (",W=16"; VPTQ_GEMV_MMA_WIDE_WARPS picks)
 #define VPTQ_MMA_ENTRY_W16(T, DT, DTNAME, V, IB, RB)                                                       \
-  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 1, 16, V>,            \
-   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 1, 16, V>,                                                   \
+  {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 1, 16>,               \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 1, 16>,                                                      \
    "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,W=16>", false, false, 16},                  \
-  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 2, 16, V>,        \
-   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 2, 16, V>,                                                   \
+  {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 2, 16>,           \
+   &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 2, 16>,                                                      \
    "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16,W=16>", false, false, 16},
 #define VPTQ_MMA_W16_F16(V, IB, RB) VPTQ_MMA_ENTRY_W16(gpu_half, DType::kFloat16, "float16", V, IB, RB)
 #define VPTQ_MMA_W16_BF16(V, IB, RB) VPTQ_MMA_ENTRY_W16(gpu_bfloat16, DType::kBFloat16, "bfloat16", V, IB, RB)
-#define VPTQ_MMA_12BIT_LAYOUTS(X) X(8, 12, 8) X(8, 12, 0) X(6, 12, 0)
+#define VPTQ_MMA_12BIT_LAYOUTS(X) X(8, 12, 8) X(8, 12, 0)
 // v12-k4096-4096 (gemv_mma_v12.cuh: its own kernel, 16 warps, three 64 KB tables)
 #define VPTQ_MMA_V12_ENTRY(T, DT, DTNAME)                                                                   \
   {DT, 12, true, gpu::kMmaMaxRows, 1, 12, 12, true, &gpu::launch_gemv_mma_v12<T, 1>,                          \
@@ -613,7 +613,7 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
     const bool one_group = wide || e.stage_main || (e.gather && e.rb == 8);
     if (!on || m < first_row || (one_group && a.group_num != 1)) continue;
     // 12-bit codes: the 8- or the 16-warp entries (kMmaWide12Warps*, VPTQ_GEMV_MMA_WIDE_WARPS)
-    if (wide && e.ib == 12 && e.vt != 12) {  // v8 and v6 (v12 has its own 16-warp kernel)
+    if (wide && e.ib == 12 && e.vt == 8) {
       const long want = forced_wide12_warps > 0                      ? forced_wide12_warps
                         : e.rb == 8 && tile_rows > gpu::kMmaMaxRows ? kMmaWide12WarpsTwoTilesRes
                                                                       : kMmaWide12Warps;

@@ -56,15 +56,11 @@ VPTQ_MMA_INSTANTIATE_W(gpu_half, 12, 0, 1, 1, 16)
 VPTQ_MMA_INSTANTIATE_W(gpu_half, 12, 0, 1, 2, 16)
 VPTQ_MMA_INSTANTIATE_W(gpu_bfloat16, 12, 0, 1, 1, 16)
 VPTQ_MMA_INSTANTIATE_W(gpu_bfloat16, 12, 0, 1, 2, 16)
-// v6-k4096 (12-byte codebook entries padded to 16 in shared memory): 8 and 16 warps
+// v6-k4096 (12-byte codebook entries padded to 16 in shared memory): 8 warps
 VPTQ_MMA_INSTANTIATE_VW(gpu_half, 12, 0, 1, 1, 8, 6)
 VPTQ_MMA_INSTANTIATE_VW(gpu_half, 12, 0, 1, 2, 8, 6)
 VPTQ_MMA_INSTANTIATE_VW(gpu_bfloat16, 12, 0, 1, 1, 8, 6)
 VPTQ_MMA_INSTANTIATE_VW(gpu_bfloat16, 12, 0, 1, 2, 8, 6)
-VPTQ_MMA_INSTANTIATE_VW(gpu_half, 12, 0, 1, 1, 16, 6)
-VPTQ_MMA_INSTANTIATE_VW(gpu_half, 12, 0, 1, 2, 16, 6)
-VPTQ_MMA_INSTANTIATE_VW(gpu_bfloat16, 12, 0, 1, 1, 16, 6)
-VPTQ_MMA_INSTANTIATE_VW(gpu_bfloat16, 12, 0, 1, 2, 16, 6)
 #undef VPTQ_MMA_INSTANTIATE
 #undef VPTQ_MMA_INSTANTIATE_W
 #undef VPTQ_MMA_INSTANTIATE_VW

@@ -127,13 +127,6 @@ __host__ __device__ constexpr int mma_stages(int pairs) { return kMmaRingBytes /
 // the 4096-row main codebook (64 KB), 4 copies of the residual one, kMmaWideStages ring slots of
 // one pair's chunk (640 bytes), P = 1 only.
 constexpr int kMmaWideMainCopies = 1;
-// Copies of the main codebook per block: 8 interleaved for IB = 8; for IB = 12 one, or two
-// interleaved (entry c, copy i at 16-byte slot 2c + i; address lane i reads copy i % 2, so the
-// 8 rows of a matrix fall into two disjoint halves of the bank groups) in the 16-warp form,
-// which has the shared memory for them; one for IB = 13.
-__host__ __device__ constexpr int mma_main_copies(int ib, int warps) {
-  return ib == 8 ? kFastCopies : ib == 12 && warps == 2 * kMmaWarps ? 2 : kMmaWideMainCopies;
-}
 constexpr int kMmaWideResCopies = 4;
 constexpr int kMmaWideStages = 4;
 __host__ __device__ constexpr int mma_unit_words_of(int ib, int rb) { return ib + rb; }  // T = IB + RB
@@ -147,7 +140,7 @@ __host__ __device__ constexpr int mma_ring_bytes(int ib, int rb, int pairs) {
 // Dynamic shared memory: both codebooks (IB = 8: 8 copies of each; IB = 12: 1 main + 4 residual
 // copies) + the items' D fragments (P per item) + the index rings of the block's `warps` warps.
 inline size_t mma_smem_bytes(int groups, int ib, int rb, int items, int pairs, int ntiles, int warps) {
-  const size_t main_copies = mma_main_copies(ib, warps);
+  const size_t main_copies = ib == 8 ? kFastCopies : kMmaWideMainCopies;  // IB = 12, 13: one
   const size_t res_copies = ib == 8 ? kFastCopies : kMmaWideResCopies;
   const size_t res_rows = rb ? size_t{1} << rb : 0;
   return static_cast<size_t>(groups) * ((size_t{1} << ib) * main_copies + res_rows * res_copies) * 16 +
@@ -298,17 +291,14 @@ __device__ __forceinline__ void mma_stage_codebook(uint4* dst, const uint4* src,
   }
 }
 
-// Copy n 16-byte rows global -> shared by cp.async.cg (no registers held, all in flight at once)
-// as kCopies interleaved copies (row e, copy i at slot kCopies * e + i): a codebook too large for
-// 8 copies. Block-wide, one commit group per thread; the caller waits and synchronises.
-template <int kThreads = kMmaThreads, int kCopies = 1>
+// Copy n 16-byte rows global -> shared by cp.async.cg (no registers held, all in flight at once):
+// one copy of a codebook too large for the interleaved copies. Block-wide, one commit group per
+// thread; the caller waits and synchronises.
+template <int kThreads = kMmaThreads>
 __device__ __forceinline__ void mma_stage_rows_async(uint32_t dst, unsigned char* dst_generic, const void* src, int n) {
   const uint4* rows = static_cast<const uint4*>(src);
   for (int e = threadIdx.x; e < n; e += kThreads)
-#pragma unroll
-    for (int i = 0; i < kCopies; ++i)
-      mma_cp_async16<false>(dst + static_cast<uint32_t>((e * kCopies + i) * 16), dst_generic + (e * kCopies + i) * 16,
-                            rows + e);
+    mma_cp_async16<false>(dst + static_cast<uint32_t>(e * 16), dst_generic + e * 16, rows + e);
   mma_cp_async_commit();
 }
 
@@ -438,12 +428,11 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   static_assert((kIB == 8 && kRB == 8) || (kIB == 12 && (kRB == 8 || kRB == 0) && kPairs == 1) ||
                     (kIB == 13 && kRB == 8 && kPairs == 1),
                 "v8-k256-256 (P = 1, 2), v8-k4096-256, v8-k4096 or v8-k8192-256 (P = 1)");
-  static_assert(kV == 8 || (kV == 6 && kIB == 12 && kRB == 0),
-                "v = 8, or v = 6 with 12-bit codes and no residual (v6-k4096)");
+  static_assert(kV == 8 || (kV == 6 && kIB == 12 && kRB == 0 && kWarps == kMmaWarps),
+                "v = 8, or v = 6 with 12-bit codes and no residual (v6-k4096), 8 warps");
   static_assert(kWarps == mma_warps_of(kIB) || (kIB == 12 && kWarps == 2 * kMmaWarps),
                 "8 warps (two blocks per SM) or 16 (one block: IB = 13, or IB = 12's W = 16 variant)");
   constexpr int kThreads = kWarps * 32;
-  constexpr int kMainCopies = mma_main_copies(kIB, kWarps);  // IB = 12, 13: 1, or 2 with 16 warps (IB = 12)
   constexpr bool kWide = kIB >= 12;  // 20-, 21- or 12-bit codes, G = 1 (dispatch.cu checks)
   constexpr bool kNoRes = kRB == 0;  // v8-k4096: 16 main codes per mma, 2 mma per step
   constexpr bool k13 = kIB == 13;    // v8-k8192-256: 21-bit codes, row-major chunks (below)
@@ -476,7 +465,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   const size_t group_words = static_cast<size_t>(L.index_rows) * W;
 
   // bytes of the staged codebooks: IB = 8 both as n_cb slots; IB = 12, 13 one main copy + the residual copies
-  const size_t cb_bytes = kWide ? (size_t{16} << kIB) * kMainCopies +
+  const size_t cb_bytes = kWide ? (size_t{16} << kIB) * kMmaWideMainCopies +
                                       (kNoRes ? 0 : size_t{16} * kRows * kMmaWideResCopies)
                                 : static_cast<size_t>(2 * n_cb) * 16;
   float* part = reinterpret_cast<float*>(mma_smem + cb_bytes);
@@ -487,7 +476,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   const uint32_t smem_s = static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem));
   // the main codebook first (cp.async, its own commit group, waited for before the first
   // __syncthreads), so the ring's first requests below queue behind it
-  if constexpr (kWide && kV == 8) mma_stage_rows_async<kThreads, kMainCopies>(smem_s, mma_smem, L.cb, 1 << kIB);
+  if constexpr (kWide && kV == 8) mma_stage_rows_async<kThreads>(smem_s, mma_smem, L.cb, 1 << kIB);
 
   // ---- producer role of this lane, for each pair p of the row block: 16 bytes of a chunk =
   // step ps, row prow of pair p, words 4 pj .. 4 pj + 3 of the step's 16. IB = 12: a chunk is
@@ -563,9 +552,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   const int acb = q >> 1;  // 0 main, 1 residual
   // code 4 i8 + b of the step (mma b) is half b & 1 of word 2 i8 + b / 2: byte 2 (b & 1) + acb
   const uint32_t sel_even = 0x4440u | static_cast<uint32_t>(acb), sel_odd = sel_even + 2;  // byte -> byte 0
-  const uint32_t lane_cb = kWide ? smem_s + (acb && !kNoRes ? static_cast<uint32_t>((16u << kIB) * kMainCopies +
+  const uint32_t lane_cb = kWide ? smem_s + (acb && !kNoRes ? static_cast<uint32_t>((16u << kIB) * kMmaWideMainCopies +
                                                                           (i8 & (kMmaWideResCopies - 1)) * 16)
-                                                : static_cast<uint32_t>((i8 & (kMainCopies - 1)) * 16))
+                                                : 0u)
                                  : static_cast<uint32_t>(__cvta_generic_to_shared(mma_smem)) +
                                        static_cast<uint32_t>(acb * n_cb * 16 + i8 * 16);
   // IB = 12: the lane's 4 codes (20 bits each) start at bit 80 i8 of the row's step words = bit
@@ -584,7 +573,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   const uint32_t t13 = (84u * i8) & 31u;
   const bool s13_1 = t13 >= 11, s13_2 = t13 >= 22, s13_3 = t13 >= 1;
   const int w13_last = t13 > 12 ? 3 : 2;
-  const uint32_t wide_stride = acb ? 16u * kMmaWideResCopies : 16u * kMainCopies;
+  const uint32_t wide_stride = acb ? 16u * kMmaWideResCopies : 16u * kMmaWideMainCopies;
   // IB = 12 without a residual (12-bit codes, the gather kernel's RB = 0 column map: code slot j
   // of mma b is column 8 (j % 8 / 2) + 2 (j / 8) + j % 2 + 4 b): address lane 8q + i supplies
   // slot 8 (q / 2) + i, so its codes are columns c0 = 8 (i / 2) + 2 (q / 2) + i % 2 (mma 0) and
@@ -615,15 +604,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
       // v6: 12-byte entries (3 words) padded to 16-byte rows (padding 0: D rows 6, 7, 14, 15)
       const uint32_t* src = static_cast<const uint32_t*>(L.cb);
       uint4* dst = reinterpret_cast<uint4*>(mma_smem);
-      for (int e = threadIdx.x; e < (1 << kIB); e += kThreads) {
-        const uint4 row = make_uint4(src[3 * e], src[3 * e + 1], src[3 * e + 2], 0u);
-#pragma unroll
-        for (int i = 0; i < kMainCopies; ++i) dst[e * kMainCopies + i] = row;
-      }
+      for (int e = threadIdx.x; e < (1 << kIB); e += kThreads)
+        dst[e] = make_uint4(src[3 * e], src[3 * e + 1], src[3 * e + 2], 0u);
     }
     if constexpr (!kNoRes) {
       mma_stage_codebook<kMmaWideResCopies, kThreads>(
-          reinterpret_cast<uint4*>(mma_smem + (size_t{16} << kIB) * kMainCopies),
+          reinterpret_cast<uint4*>(mma_smem + (size_t{16} << kIB) * kMmaWideMainCopies),
           static_cast<const uint4*>(L.rcb), kRows);
     }
     mma_cp_async_wait<kStages - 1>();
@@ -657,8 +643,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
         const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
         const uint32_t code0 = __funnelshift_r(nr_ho ? w1 : w0, nr_ho ? w2 : w1, nr_sh0) & 0xFFFu;
         const uint32_t code1 = __funnelshift_r(nr_h ? w2 : w1, w2, nr_sh1) & 0xFFFu;
-        mma_ldsm_x4_trans(cbase + code0 * 16u * kMainCopies, af[p][0]);
-        mma_ldsm_x4_trans(cbase + code1 * 16u * kMainCopies, af[p][1]);
+        mma_ldsm_x4_trans(cbase + code0 * 16u * kMmaWideMainCopies, af[p][0]);
+        mma_ldsm_x4_trans(cbase + code1 * 16u * kMmaWideMainCopies, af[p][1]);
       } else if constexpr (k13) {
         const uint32_t* w = reinterpret_cast<const uint32_t*>(slot + s * kStepStride);
         const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[w13_last];
