@@ -32,9 +32,11 @@ WIDE_SHARED_SM_TIME = 1.33       # kMmaWideSharedSmTime
 
 
 def candidates(out_features: int, in_features: int, v: int = 8):
-    """(S, U, tiles, warp rounds) for S in 1, 2, 4, 8, 16 as mma_geometry enumerates them (G = 1)."""
+    """(S, U, tiles, warp rounds) for S in 1, 2, 4, 8, 16 as mma_geometry enumerates them (G = 1):
+    index rows ceil(O / v), two per pair (one for v >= 12: gpu::mma_index_rows_per_pair)."""
     upr = in_features // STEP_COLS
-    pairs = max(1, (out_features // v + (16 // v) - 1) // (16 // v))
+    rows_per_pair = 1 if v >= 12 else 2
+    pairs = max(1, (-(-out_features // v) + rows_per_pair - 1) // rows_per_pair)
     for s in (1, 2, 4, 8, 16):
         u = ((upr + s - 1) // s + CHUNK_UNITS - 1) // CHUNK_UNITS * CHUNK_UNITS
         if s > 1 and (upr + u - 1) // u <= s // 2:
@@ -55,8 +57,8 @@ def persistent_grid_cost(u, tiles, warp_rounds, sms, overhead=WIDE_ITEM_OVERHEAD
     return (tiles + grid - 1) // grid * warp_rounds * (u + overhead) * (shared if grid > sms else 1.0)
 
 
-def pick(out_features, in_features, cost, sms):
-    costs = {s: cost(u, t, w, sms) for s, u, t, w in candidates(out_features, in_features)}
+def pick(out_features, in_features, cost, sms, v=8):
+    costs = {s: cost(u, t, w, sms) for s, u, t, w in candidates(out_features, in_features, v)}
     return min(costs, key=costs.get)
 
 
@@ -79,10 +81,11 @@ def main(argv=None) -> int:
     for key, times in measured.items():
         config, shape, _dtype, m = key
         o, i = (int(x) for x in shape.split()[-1].split("x"))
+        v = int(re.match(r"v(\d+)-", config).group(1))
         best = min(times, key=times.get)
         cells = [config, shape, m, f"{best} ({times[best]:.1f})"]
         for name, cost in models.items():
-            s = pick(o, i, cost, args.sms)
+            s = pick(o, i, cost, args.sms, v)
             ratio = times[s] / times[best] if s in times else float("nan")
             worst[name] = max(worst[name], ratio)
             cells.append(f"{s}, {ratio:.3f}")
@@ -91,13 +94,13 @@ def main(argv=None) -> int:
     for name, w in worst.items():
         print(f"{name}: worst pick {w:.3f}x of the fastest S")
     # how much the persistent-grid picks depend on its two constants
-    shapes = {key[1] for key in measured}
-    dims = [tuple(int(x) for x in sh.split()[-1].split("x")) for sh in sorted(shapes)]
-    ref = [pick(o, i, persistent_grid_cost, args.sms) for o, i in dims]
+    shapes = {(key[1], int(re.match(r"v(\d+)-", key[0]).group(1))) for key in measured}
+    dims = [tuple(int(x) for x in sh.split()[-1].split("x")) + (v,) for sh, v in sorted(shapes)]
+    ref = [pick(o, i, persistent_grid_cost, args.sms, v) for o, i, v in dims]
     for overhead in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0):
         for shared in (1.1, 1.25, 1.33, 1.5, 1.7):
             cost = lambda u, t, w, sms: persistent_grid_cost(u, t, w, sms, overhead, shared)  # noqa: E731
-            same = [pick(o, i, cost, args.sms) for o, i in dims] == ref
+            same = [pick(o, i, cost, args.sms, v) for o, i, v in dims] == ref
             print(f"persistent-grid, overhead {overhead:4.1f}, sharing {shared:.2f}: "
                   f"{'same picks' if same else 'picks differ'} on the {len(dims)} shapes")
     return 0
