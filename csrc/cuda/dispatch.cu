@@ -18,7 +18,10 @@
 //                                    VPTQ_GEMV_MMA_MIN_M=n moves the M threshold. Also for
 //                                    VPTQ_GEMV_MMA_WIDE_LAYOUTS (v8-k4096-256, v8-k4096; G = 1,
 //                                    P = 1) from M = 2 (kMmaWideMinRows), from M = 1 on layers
-//                                    of <= 512 index rows (kMmaWideOneRowMaxIndexRows).
+//                                    of <= 512 index rows (kMmaWideOneRowMaxIndexRows); for
+//                                    v8-k8192-256 and v6-k4096 (same list) from M = 1; its
+//                                    sibling gemv_mma_v12.cuh for v12-k4096-4096 (G = 1) from
+//                                    M = 1 (kMmaWideV12MinRows).
 //     mma gather kernel              first choice for 2 <= M <= 8 (kMmaGatherMinRows; 3 <= M
 //     (gemv_mma_gather.cuh)          for 12 / 13-bit codes with a residual; M = 1 the fast
 //                                    kernel, measured faster) for VPTQ_GEMV_MMA_GATHER_LAYOUTS
@@ -54,7 +57,8 @@
 //                                    a tensor-core decode kernel (up to 32 rows for the
 //                                    staged-codebook kernel with 8-bit codes, 64 when W needs
 //                                    several dequantization chunks; with 12-bit codes 32 for
-//                                    v8-k4096, 16 for v8-k4096-256; 16 for the gather kernel,
+//                                    v8-k4096, 16 for v8-k4096-256, 32 / 16 for v6-k4096 and
+//                                    v12-k4096-4096 by layer size; 16 for the gather kernel,
 //                                    32 for V = 16 and the staged-main v8-k4096; measured
 //                                    crossovers, kChunked*); else
 //   M > 8                            prefill: dequantize W in stored column order into the
