@@ -422,6 +422,18 @@ __device__ __forceinline__ void mma_load_x_chunk(const T* const (&xh)[kNT], cons
     }
 }
 
+// The producer's walk after requesting a chunk: one chunk on; when that ends the item, the next
+// item with work, and on_new_row() if there is one (its index rows differ: new source pointers).
+template <int kWarps, typename OnNewRow>
+__device__ __forceinline__ void mma_walk_after_request(MmaWalk& w, const MmaWork& k, int warp, OnNewRow&& on_new_row) {
+  w.u += kMmaChunk;
+  if (w.u >= w.uend) {
+    w.it += kWarps;
+    mma_walk_settle<kWarps>(w, k, warp);
+    if (w.tile < k.tiles) on_new_row();
+  }
+}
+
 template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8, int kWarps = mma_warps_of(kIB),
           int kV = 8>
 __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_kernel(GemvArgs a) {
@@ -533,12 +545,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
           mma_cp_async16(ring_s + off1, ring + off1, prow_words1 + mma_unit_words<kUnitWords>(L, u1, upg, group_words));
         }
       }
-      pw.u += kMmaChunk;
-      if (pw.u >= pw.uend) {  // next item with work
-        pw.it += kWarps;
-        mma_walk_settle<kWarps>(pw, k, warp);
-        if (pw.tile < k.tiles) row_words();
-      }
+      mma_walk_after_request<kWarps>(pw, k, warp, row_words);
     }
     mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
     ++kp;

@@ -106,12 +106,7 @@ __global__ void __launch_bounds__(kV12Threads, 1) gemv_mma_v12_kernel(GemvArgs a
         const int off = (kp & (kStages - 1)) * kV12SlotBytes + lane * 16;
         mma_cp_async16(ring_s + off, ring + off, row_words + static_cast<size_t>(u) * kUnitWords);
       }
-      pw.u += kMmaChunk;
-      if (pw.u >= pw.uend) {  // next item with work
-        pw.it += kV12Warps;
-        mma_walk_settle<kV12Warps>(pw, k, warp);
-        if (pw.tile < k.tiles) set_row();
-      }
+      mma_walk_after_request<kV12Warps>(pw, k, warp, set_row);
     }
     mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
     ++kp;
