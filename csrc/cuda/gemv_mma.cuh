@@ -422,16 +422,24 @@ __device__ __forceinline__ void mma_load_x_chunk(const T* const (&xh)[kNT], cons
     }
 }
 
-// The producer's walk after requesting a chunk: one chunk on; when that ends the item, the next
-// item with work, and on_new_row() if there is one (its index rows differ: new source pointers).
-template <int kWarps, typename OnNewRow>
-__device__ __forceinline__ void mma_walk_after_request(MmaWalk& w, const MmaWork& k, int warp, OnNewRow&& on_new_row) {
-  w.u += kMmaChunk;
-  if (w.u >= w.uend) {
-    w.it += kWarps;
-    mma_walk_settle<kWarps>(w, k, warp);
-    if (w.tile < k.tiles) on_new_row();
+// One request of the producer's index-word ring: while walk w has work, copy() issues the
+// cp.async pieces of its chunk and w moves one chunk on (to the next item with work at an item's
+// end, then on_new_row(): new source rows); then one commit group, empty ones included, so the
+// consumer's wait counts stay uniform. kp counts the requests.
+template <int kWarps, typename Copy, typename OnNewRow>
+__device__ __forceinline__ void mma_ring_request(MmaWalk& w, const MmaWork& k, int warp, int& kp, Copy&& copy,
+                                                 OnNewRow&& on_new_row) {
+  if (w.tile < k.tiles) {
+    copy();
+    w.u += kMmaChunk;
+    if (w.u >= w.uend) {
+      w.it += kWarps;
+      mma_walk_settle<kWarps>(w, k, warp);
+      if (w.tile < k.tiles) on_new_row();
+    }
   }
+  mma_cp_async_commit();
+  ++kp;
 }
 
 template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8, int kWarps = mma_warps_of(kIB),
@@ -529,7 +537,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
   };
   row_words();
   auto request = [&]() {
-    if (pw.tile < k.tiles) {
+    mma_ring_request<kWarps>(pw, k, warp, kp, [&]() {
       const int u = pw.u + ps;
       if (first_piece && u < pw.uend) {
         const size_t off_words = mma_unit_words<kUnitWords>(L, u, upg, group_words);
@@ -545,10 +553,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
           mma_cp_async16(ring_s + off1, ring + off1, prow_words1 + mma_unit_words<kUnitWords>(L, u1, upg, group_words));
         }
       }
-      mma_walk_after_request<kWarps>(pw, k, warp, row_words);
-    }
-    mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
-    ++kp;
+    }, row_words);
   };
 #pragma unroll 1
   for (int s = 0; s < kStages - 1; ++s) request();

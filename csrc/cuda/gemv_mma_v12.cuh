@@ -100,16 +100,13 @@ __global__ void __launch_bounds__(kV12Threads, 1) gemv_mma_v12_kernel(GemvArgs a
   auto set_row = [&]() { row_words = L.packed + static_cast<size_t>(min(pw.rb, L.index_rows - 1)) * W + piece_word; };
   set_row();
   auto request = [&]() {
-    if (pw.tile < k.tiles) {
+    mma_ring_request<kV12Warps>(pw, k, warp, kp, [&]() {
       const int u = pw.u + piece_step;
       if (producer && u < pw.uend) {
         const int off = (kp & (kStages - 1)) * kV12SlotBytes + lane * 16;
         mma_cp_async16(ring_s + off, ring + off, row_words + static_cast<size_t>(u) * kUnitWords);
       }
-      mma_walk_after_request<kV12Warps>(pw, k, warp, set_row);
-    }
-    mma_cp_async_commit();  // one group per chunk, empty ones included (wait counts stay uniform)
-    ++kp;
+    }, set_row);
   };
 #pragma unroll 1
   for (int s = 0; s < kStages - 1; ++s) request();
