@@ -289,11 +289,8 @@ struct GemvEntry {
   const char* name;
   bool gather = false;  // mma: the gather kernel (gemv_mma_gather.cuh), else staged codebooks
   bool stage_main = false;  // gather: its staged-main variant (main codebook in shared memory, G = 1)
-  int warps = 0;  // staged-codebook kernel: warps per block; 0 = gpu::mma_warps_of(ib) (entry_warps)
+  int warps = 0;  // mma: warps per block (8: two blocks per SM; 16: one)
 };
-
-// Warps per block of a tensor-core entry: the gather kernel's 8, else the entry's own count.
-int entry_warps(const GemvEntry& e);
 
 #define VPTQ_ENTRY(T, DT, DTNAME, VT, MB, R, EXACT)                                    \
   {DT, VT, EXACT, MB, R, -1, -1, false, &gpu::launch_gemv<T, VT, MB, R, EXACT>,       \
@@ -324,11 +321,11 @@ int entry_warps(const GemvEntry& e);
 #define VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, P)                                             \
   {DT, V, true, gpu::kMmaMaxRows, P, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, P, 1, gpu::mma_warps_of(IB), V>, \
    &gpu::gemv_mma_blocks_per_sm<T, IB, RB, P, 1, gpu::mma_warps_of(IB), V>,                                      \
-   "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">"},
+   "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=" #P ">", false, false, gpu::mma_warps_of(IB)},
 #define VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)                                               \
   {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma<T, IB, RB, 1, 2, gpu::mma_warps_of(IB), V>, \
    &gpu::gemv_mma_blocks_per_sm<T, IB, RB, 1, 2, gpu::mma_warps_of(IB), V>,                                          \
-   "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>"},
+   "vptq_gemv_mma<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",P=1,MB=16>", false, false, gpu::mma_warps_of(IB)},
 #define VPTQ_MMA_ENTRY(T, DT, DTNAME, V, IB, RB)                                                  \
   VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 1) VPTQ_MMA_ENTRY_P(T, DT, DTNAME, V, IB, RB, 2)    \
   VPTQ_MMA_ENTRY_16(T, DT, DTNAME, V, IB, RB)
@@ -363,10 +360,10 @@ int entry_warps(const GemvEntry& e);
 #define VPTQ_MMA_GATHER_ENTRY(T, DT, DTNAME, V, IB, RB, SM, SUFFIX)                                        \
   {DT, V, true, gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB, 1, SM>,       \
    &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB, 1, SM>,                                            \
-   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB SUFFIX ">", true, SM},                  \
+   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB SUFFIX ">", true, SM, gpu::kMmaWarps},  \
   {DT, V, true, 2 * gpu::kMmaMaxRows, 1, IB, RB, true, &gpu::launch_gemv_mma_gather<T, V, IB, RB, 2, SM>,   \
    &gpu::gemv_mma_gather_blocks_per_sm<T, V, IB, RB, 2, SM>,                                            \
-   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",MB=16" SUFFIX ">", true, SM},
+   "vptq_gemv_mma_gather<" DTNAME ",V=" #V ",IB=" #IB ",RB=" #RB ",MB=16" SUFFIX ">", true, SM, gpu::kMmaWarps},
 #define VPTQ_MMA_GATHER_F16(V, IB, RB) \
   VPTQ_MMA_GATHER_ENTRY(gpu_half, DType::kFloat16, "float16", V, IB, RB, false, "")
 #define VPTQ_MMA_GATHER_BF16(V, IB, RB) \
@@ -393,10 +390,6 @@ const GemvEntry kGemvTable[] = {
     VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_F16_W) VPTQ_GEMV_FAST_LAYOUTS_WIDE(VPTQ_FAST_BF16_W)
     VPTQ_MMA_ROWS};
 constexpr int kGemvTableSize = sizeof(kGemvTable) / sizeof(kGemvTable[0]);
-
-int entry_warps(const GemvEntry& e) {
-  return e.gather ? kFastWarpsPerBlock : e.warps > 0 ? e.warps : gpu::mma_warps_of(e.ib);
-}
 
 int rows_per_launch(int64_t m) { return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8; }
 
@@ -570,7 +563,7 @@ size_t mma_entry_smem(const LayerAttributes& a, const GemvEntry& e, int items, i
   if (e.gather) return gpu::mma_gather_smem_bytes(e.ib, e.rb, e.stage_main, items, e.mb / gpu::kMmaMaxRows);
   if (e.vt == 12) return gpu::mma_v12_smem_bytes(items, e.mb / gpu::kMmaMaxRows);
   return gpu::mma_smem_bytes(static_cast<int>(a.group_num), e.ib, e.rb, items, pairs, e.mb / gpu::kMmaMaxRows,
-                             entry_warps(e));
+                             e.warps);
 }
 
 // The tensor-core kernel for (dtype, layout, m), or -1; ptr_ok and *geom as for select_fast.
@@ -621,14 +614,13 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
       const long want = forced_wide12_warps > 0                      ? forced_wide12_warps
                         : e.rb == 8 && tile_rows > gpu::kMmaMaxRows ? kMmaWide12WarpsTwoTilesRes
                                                                       : kMmaWide12Warps;
-      if (entry_warps(e) != want) continue;
+      if (e.warps != want) continue;
     }
     // 13-bit codes: whole 16-byte-aligned row chunks (4 units of 21 words: group_size % 128 == 0)
     if (wide && e.ib == 13 && a.group_size % (gpu::kMmaChunk * gpu::kMmaStepCols) != 0) continue;
     // a block of 16 warps is alone on its SM: bounded by the device's limit only
-    const int warps = entry_warps(e);
-    const FastGeometry f = mma_geometry(a, e.r, wide, warps);
-    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > (warps > kFastWarpsPerBlock ? device_smem_limit : smem_limit))
+    const FastGeometry f = mma_geometry(a, e.r, wide, e.warps);
+    if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > (e.warps > kFastWarpsPerBlock ? device_smem_limit : smem_limit))
       continue;
     // per layout: the staged-codebook kernel, then the gather kernel's staged-main variant, then
     // its gathering one; among entries of one kind, the least modelled time (ties: the larger P)
@@ -707,13 +699,12 @@ int64_t chunked_decode_max_rows(const LayerAttributes& a, DType dtype) {
   const bool several_chunks = static_cast<size_t>(a.out_features) * static_cast<size_t>(a.in_features) *
                                   dtype_size(dtype) > dequant_chunk_bytes();
   const GemvEntry& e = kGemvTable[entry];
-  if (!e.gather && e.ib != 8)  // gemv_mma.cuh, 12- / 13-bit codes
-    return e.vt == 6 || e.vt == 12
-               ? (a.out_features * a.in_features > (e.vt == 6 ? kChunkedV6MinWeights : kChunkedV12MinWeights)
-                      ? kChunkedV6V12MaxRows
-                      : kChunkedGatherMaxRows)
-           : e.rb == 0 ? kChunkedMmaWideNoResMaxRows
-                       : kChunkedGatherMaxRows;
+  if (!e.gather && (e.vt == 6 || e.vt == 12)) {  // v6-k4096, v12-k4096-4096: by layer size
+    const int64_t min_weights = e.vt == 6 ? kChunkedV6MinWeights : kChunkedV12MinWeights;
+    return a.out_features * a.in_features > min_weights ? kChunkedV6V12MaxRows : kChunkedGatherMaxRows;
+  }
+  if (!e.gather && e.ib != 8)  // gemv_mma.cuh, 12- / 13-bit v8 codes
+    return e.rb == 0 ? kChunkedMmaWideNoResMaxRows : kChunkedGatherMaxRows;
   if (!e.gather) return several_chunks ? kChunkedMmaMaxRowsMultiChunk : kChunkedMmaMaxRows;
   if (e.stage_main && e.rb == 0) return kChunkedStageMainMaxRows;
   return a.vector_len == 16 ? kChunkedGatherWideMaxRows : kChunkedGatherMaxRows;
