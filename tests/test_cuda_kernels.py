@@ -504,30 +504,23 @@ def test_mma_wide_kernel_dispatch():
     g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=64, v=8, k=4096, k_res=256,
                                                     group_num=2)).as_dict()
     assert mod.gemm_cuda_kernel_name(g2, "float16", 4) == "vptq_gemv<float16,VT=8,MB=4,R=1,exact=true>"
-    # v6-k4096 (12-byte entries padded to 16 when staged): the same kernel from M = 1 on every layer
-    # (kMmaWideV6MinRows), 16-row slices up to 32 rows on layers of more than 4096 x 4096 weights,
-    # else prefill from 17; not fp16 with norm (the fast kernel at M = 1)
-    for in_features, out_features, last in ((512, 1000, 16), (4096, 4096, 16), (4096, 4104, 32)):
-        v6 = OpAttributes.from_spec(synthetic.make_spec(in_features=in_features, out_features=out_features, v=6,
-                                                        k=4096)).as_dict()
-        for dt in ("float16", "bfloat16"):
-            for m in (1, 2, 8):
-                assert mod.gemm_cuda_kernel_name(v6, dt, m) == f"vptq_gemv_mma<{dt},V=6,IB=12,RB=0,P=1>"
-            for m in (9, 16, last):
-                assert mod.gemm_cuda_kernel_name(v6, dt, m) == f"vptq_gemv_mma<{dt},V=6,IB=12,RB=0,P=1,MB=16>"
-            assert mod.gemm_cuda_kernel_name(v6, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
-    # v12-k4096-4096 (gemv_mma_v12.cuh) from M = 1 (kMmaWideV12MinRows), its 16-row variant for
-    # 9 <= M <= 16, 16-row slices up to 32 rows on layers of more than 8192 x 8192 weights, else
-    # prefill from 17
-    for in_features, out_features, last in ((512, 1000, 16), (8192, 8192, 16), (8192, 8200, 32)):
-        v12 = OpAttributes.from_spec(synthetic.make_spec(in_features=in_features, out_features=out_features, v=12,
-                                                         k=4096, k_res=4096)).as_dict()
-        for dt in ("float16", "bfloat16"):
-            for m in (1, 2, 8):
-                assert mod.gemm_cuda_kernel_name(v12, dt, m) == f"vptq_gemv_mma<{dt},V=12,IB=12,RB=12,P=1>"
-            for m in (9, 16, last):
-                assert mod.gemm_cuda_kernel_name(v12, dt, m) == f"vptq_gemv_mma<{dt},V=12,IB=12,RB=12,P=1,MB=16>"
-            assert mod.gemm_cuda_kernel_name(v12, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
+    # v6-k4096 (12-byte entries padded to 16 when staged) and v12-k4096-4096 (gemv_mma_v12.cuh): the
+    # tensor-core kernel from M = 1 on every layer (kMmaWideV6MinRows, kMmaWideV12MinRows), its
+    # 16-row variant for 9 <= M <= 16 and 16-row slices up to 32 rows on layers of more than
+    # 4096 x 4096 (v6) / 8192 x 8192 (v12) weights, else prefill from 17
+    for v, k_res, layout, cases in (
+            (6, 0, "V=6,IB=12,RB=0", ((512, 1000, 16), (4096, 4096, 16), (4096, 4104, 32))),
+            (12, 4096, "V=12,IB=12,RB=12", ((512, 1000, 16), (8192, 8192, 16), (8192, 8200, 32)))):
+        for in_features, out_features, last in cases:
+            layer = OpAttributes.from_spec(synthetic.make_spec(in_features=in_features, out_features=out_features,
+                                                               v=v, k=4096, k_res=k_res)).as_dict()
+            for dt in ("float16", "bfloat16"):
+                for m in (1, 2, 8):
+                    assert mod.gemm_cuda_kernel_name(layer, dt, m) == f"vptq_gemv_mma<{dt},{layout},P=1>"
+                for m in (9, 16, last):
+                    assert mod.gemm_cuda_kernel_name(layer, dt, m) == f"vptq_gemv_mma<{dt},{layout},P=1,MB=16>"
+                assert mod.gemm_cuda_kernel_name(layer, dt, last + 1).startswith(f"vptq_dequant_tiles<{dt}>+")
+    # not fp16 with norm (the fast kernel at M = 1); G = 2 keeps the fast kernel
     v12_g2 = OpAttributes.from_spec(synthetic.make_spec(in_features=512, out_features=120, v=12, k=4096,
                                                         k_res=4096, group_num=2)).as_dict()
     assert mod.gemm_cuda_kernel_name(v12_g2, "float16", 1) == "vptq_gemv_fast<float16,V=12,IB=12,RB=12,MB=1>"
