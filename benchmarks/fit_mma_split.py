@@ -57,6 +57,11 @@ def persistent_grid_cost(u, tiles, warp_rounds, sms, overhead=WIDE_ITEM_OVERHEAD
     return (tiles + grid - 1) // grid * warp_rounds * (u + overhead) * (shared if grid > sms else 1.0)
 
 
+def vector_len(config: str) -> int:
+    """v of a configuration name such as "v6-k4096"."""
+    return int(re.match(r"v(\d+)-", config).group(1))
+
+
 def pick(out_features, in_features, cost, sms, v=8):
     costs = {s: cost(u, t, w, sms) for s, u, t, w in candidates(out_features, in_features, v)}
     return min(costs, key=costs.get)
@@ -81,7 +86,7 @@ def main(argv=None) -> int:
     for key, times in measured.items():
         config, shape, _dtype, m = key
         o, i = (int(x) for x in shape.split()[-1].split("x"))
-        v = int(re.match(r"v(\d+)-", config).group(1))
+        v = vector_len(config)
         best = min(times, key=times.get)
         cells = [config, shape, m, f"{best} ({times[best]:.1f})"]
         for name, cost in models.items():
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
     for name, w in worst.items():
         print(f"{name}: worst pick {w:.3f}x of the fastest S")
     # how much the persistent-grid picks depend on its two constants
-    shapes = {(key[1], int(re.match(r"v(\d+)-", key[0]).group(1))) for key in measured}
+    shapes = {(key[1], vector_len(key[0])) for key in measured}
     dims = [tuple(int(x) for x in sh.split()[-1].split("x")) + (v,) for sh, v in sorted(shapes)]
     ref = [pick(o, i, persistent_grid_cost, args.sms, v) for o, i, v in dims]
     for overhead in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0):
