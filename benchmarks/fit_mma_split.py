@@ -4,9 +4,10 @@
 Reads an S sweep of the staged-codebook tensor-core kernel (`bench_kernels.py --out sS.md` run
 with VPTQ_GEMV_MMA_SPLIT=S for S in 1, 2, 4, 8, 16) and, per row (configuration, shape, dtype,
 M), prints the S each model picks, its measured time and its ratio to the fastest measured S.
-The two models are Python copies of `mma_geometry` in csrc/cuda/dispatch.cu (V = 8 layouts,
-P = 1): "pair-step" (the IB = 8 kernel's fitted costs) and "persistent-grid" (the 12-bit-code
-kernel's). Keep them in step with dispatch.cu when either changes.
+The models are Python copies of `mma_geometry` in csrc/cuda/dispatch.cu (P = 1, 8 warps per
+block): "pair-step" (the IB = 8 kernel's fitted costs), "persistent-grid" (the 12-bit-code and
+v6 kernel's: the slowest SM of the persistent grid) and its first form (every block
+ceil(tiles / grid) tiles, all shared when two blocks run per SM). Keep them in step with dispatch.cu when either changes.
 
     python benchmarks/fit_mma_split.py s1.md s2.md s4.md s8.md s16.md [--sms 132]
 """
@@ -52,7 +53,33 @@ def pair_step_cost(u, tiles, warp_rounds, sms):
     return (tiles + sms - 1) // sms * warp_rounds * (u + PAIR_STEP_ITEM_OVERHEAD) * fill
 
 
+def persistent_grid_tile_times(tiles, blocks, sms, shared=WIDE_SHARED_SM_TIME):
+    """persistent_grid_tile_times of dispatch.cu: the slowest SM's time in tile times, block b
+    taking tiles b, b + grid, ...; SM j runs blocks j and j + sms; two tiles side by side take
+    `shared`."""
+    grid = min(tiles, blocks)
+    q, r = divmod(tiles, grid)
+    if grid <= sms:
+        return q + (1 if r else 0)
+    sm_time = lambda first, second: second * shared + (first - second)  # noqa: E731
+    slowest = 0.0
+    if r > sms:
+        slowest = max(slowest, sm_time(q + 1, q + 1))
+    if r > 0:
+        slowest = max(slowest, sm_time(q + 1, q))
+    if r < sms:
+        slowest = max(slowest, sm_time(q, q))
+    return slowest
+
+
 def persistent_grid_cost(u, tiles, warp_rounds, sms, overhead=WIDE_ITEM_OVERHEAD, shared=WIDE_SHARED_SM_TIME):
+    return warp_rounds * (u + overhead) * persistent_grid_tile_times(tiles, sms * BLOCKS_PER_SM, sms, shared)
+
+
+def persistent_grid_first_form_cost(u, tiles, warp_rounds, sms, overhead=WIDE_ITEM_OVERHEAD,
+                                    shared=WIDE_SHARED_SM_TIME):
+    """The persistent-grid model before the per-SM form: every block ceil(tiles / grid) tiles, all
+    shared when the grid has more blocks than SMs (kept for comparison)."""
     grid = min(tiles, sms * BLOCKS_PER_SM)
     return (tiles + grid - 1) // grid * warp_rounds * (u + overhead) * (shared if grid > sms else 1.0)
 
@@ -79,7 +106,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"{path}: expected a file named s<S>.md")
         for row in read_rows(path)[1]:
             measured.setdefault(row_key(row), {})[int(m.group(1))] = float(row["µs"])
-    models = {"pair-step": pair_step_cost, "persistent-grid": persistent_grid_cost}
+    models = {"pair-step": pair_step_cost, "persistent-grid, first form": persistent_grid_first_form_cost,
+              "persistent-grid": persistent_grid_cost}
     print("| config | shape | M | fastest S (µs) | " + " | ".join(f"{n}: S, ÷ fastest" for n in models) + " |")
     print("|---|---|---|---|" + "---|" * len(models))
     worst = {n: 1.0 for n in models}

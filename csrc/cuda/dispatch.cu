@@ -262,15 +262,38 @@ constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
 constexpr double kMmaPairStepCost[gpu::kMmaMaxPairs + 1] = {0.0, 1.0, 0.6};
 constexpr double kMmaItemOverhead = 16.0;
 // The 12-bit-code entries (gemv_mma.cuh, IB = 12: 64 KB codebook per block, two blocks per SM)
-// model their persistent grid instead: min(tiles, 2 blocks x SMs) blocks take ceil(tiles / grid)
-// rounds of tiles each, a round costing (U + kMmaWideItemOverhead) pair-steps, times
-// kMmaWideSharedSmTime when two blocks share an SM. Measured (H200, fp16, v8-k4096 and
+// model their persistent grid instead (persistent_grid_tile_times): min(tiles, 2 blocks x SMs)
+// blocks, block b taking tiles b, b + grid, ..., a tile costing (U + kMmaWideItemOverhead)
+// pair-steps, kMmaWideSharedSmTime times that while two blocks share an SM; the slowest SM's time. Measured (H200, fp16, v8-k4096 and
 // v8-k4096-256, 8 Llama shapes, M = 1 and 8, S forced to 1 .. 16 by VPTQ_GEMV_MMA_SPLIT,
 // docs/bench/bench_mma_k4096_h200_2026-11-27.md section 3, benchmarks/fit_mma_split.py): it
 // picks an S within 2.8% of the fastest on all 32 points (the IB = 8 model above: 70B up S = 4 at
-// 1.10 / 1.12x of S = 8). Its picks do not move for overheads 0 .. 4 or sharing factors 1.1 .. 1.7.
+// 1.10 / 1.12x of S = 8). Its first form (every block ceil(tiles / grid) tiles, all of them shared
+// when grid > SMs) picked S = 4 for v6-k4096 on 8B down, 1.22x the time of S = 8 (H200 sweep,
+// docs/bench/bench_mma_v6_split_h200_2026-11-27.md): there the 78 blocks with a second tile run it
+// alone on their SM. The per-SM form, same constants, picks within 3.2% of the fastest S on all 48
+// points of both sweeps (v8-k4096, v8-k4096-256, v6-k4096; benchmarks/fit_mma_split.py).
 constexpr double kMmaWideItemOverhead = 4.0;
 constexpr double kMmaWideSharedSmTime = 1.33;
+
+// Modelled time of a persistent grid, in times of one tile run alone on an SM: min(tiles, blocks)
+// blocks, block b taking tiles b, b + grid, ... (the kernels' loop); SM j runs block j and, when
+// the grid has more blocks than SMs, block j + SMs. Two tiles side by side take
+// kMmaWideSharedSmTime; an SM's first block takes as many tiles as its second or one more, so the
+// SM runs (second's tiles) shared, then the rest alone. The slowest SM's time.
+double persistent_grid_tile_times(int64_t tiles, int64_t blocks, int64_t sms) {
+  const int64_t grid = std::min(tiles, blocks);
+  const int64_t q = tiles / grid, r = tiles % grid;  // blocks b < r take q + 1 tiles, the others q
+  if (grid <= sms) return static_cast<double>(q + (r > 0 ? 1 : 0));
+  const auto sm_time = [](int64_t first, int64_t second) {
+    return static_cast<double>(second) * kMmaWideSharedSmTime + static_cast<double>(first - second);
+  };
+  double slowest = 0.0;
+  if (r > sms) slowest = std::max(slowest, sm_time(q + 1, q + 1));  // SMs j < r - SMs
+  if (r > 0) slowest = std::max(slowest, sm_time(q + 1, q));        // r - SMs <= j < r
+  if (r < sms) slowest = std::max(slowest, sm_time(q, q));          // j >= r
+  return slowest;
+}
 
 // ------------------------------------------------------------------ the dispatch table
 using GemvLaunch = gpuError_t (*)(const GemvArgs&, size_t, int, gpuStream_t);
@@ -525,10 +548,9 @@ FastGeometry mma_geometry(const LayerAttributes& a, int P, bool wide, int warps 
     const int64_t rounds = (tiles + sms - 1) / sms;
     const int64_t warp_rounds = (items + warps - 1) / warps;
     const double fill = tiles < blocks ? std::sqrt(static_cast<double>(blocks) / static_cast<double>(tiles)) : 1.0;
-    const int64_t grid = std::min(tiles, blocks);
     const double cost =
-        wide ? static_cast<double>((tiles + grid - 1) / grid * warp_rounds) * (static_cast<double>(u) + kMmaWideItemOverhead) *
-                   (grid > sms ? kMmaWideSharedSmTime : 1.0)
+        wide ? static_cast<double>(warp_rounds) * (static_cast<double>(u) + kMmaWideItemOverhead) *
+                   persistent_grid_tile_times(tiles, blocks, sms)
              : static_cast<double>(rounds * warp_rounds) *
                    (static_cast<double>(u * P) * kMmaPairStepCost[P] + kMmaItemOverhead) * fill;
     if (best.items == 0 || cost < best.cost || s == forced_split) {
