@@ -261,18 +261,20 @@ constexpr size_t kMmaMaxSmemBytes = 110 * 1024;
 // (P, S) on all 8 shapes (its unfitted first form picked P = 1 on 4 of them, up to 13% slower).
 constexpr double kMmaPairStepCost[gpu::kMmaMaxPairs + 1] = {0.0, 1.0, 0.6};
 constexpr double kMmaItemOverhead = 16.0;
-// The 12-bit-code entries (gemv_mma.cuh, IB = 12: 64 KB codebook per block, two blocks per SM)
-// model their persistent grid instead (persistent_grid_tile_times): min(tiles, 2 blocks x SMs)
-// blocks, block b taking tiles b, b + grid, ..., a tile costing (U + kMmaWideItemOverhead)
-// pair-steps, kMmaWideSharedSmTime times that while two blocks share an SM; the slowest SM's time. Measured (H200, fp16, v8-k4096 and
-// v8-k4096-256, 8 Llama shapes, M = 1 and 8, S forced to 1 .. 16 by VPTQ_GEMV_MMA_SPLIT,
-// docs/bench/bench_mma_k4096_h200_2026-11-27.md section 3, benchmarks/fit_mma_split.py): it
-// picks an S within 2.8% of the fastest on all 32 points (the IB = 8 model above: 70B up S = 4 at
-// 1.10 / 1.12x of S = 8). Its first form (every block ceil(tiles / grid) tiles, all of them shared
-// when grid > SMs) picked S = 4 for v6-k4096 on 8B down, 1.22x the time of S = 8 (H200 sweep,
-// docs/bench/bench_mma_v6_split_h200_2026-11-27.md): there the 78 blocks with a second tile run it
-// alone on their SM. The per-SM form, same constants, picks within 3.2% of the fastest S on all 48
-// points of both sweeps (v8-k4096, v8-k4096-256, v6-k4096; benchmarks/fit_mma_split.py).
+// Every other tensor-core entry (the staged-codebook kernel's 12- / 13-bit main codes, v6 and v12,
+// and the gather kernel) models its persistent grid instead (persistent_grid_tile_times): a tile
+// costs (U + kMmaWideItemOverhead) pair-steps alone on its SM, kMmaWideSharedSmTime times that
+// while two blocks share the SM; the slowest SM's time. Fitted on the 12-bit v8 layouts (H200,
+// fp16, v8-k4096 and v8-k4096-256, 8 Llama shapes, M = 1 and 8, S forced to 1 .. 16 by
+// VPTQ_GEMV_MMA_SPLIT, docs/bench/bench_mma_k4096_h200_2026-11-27.md section 3,
+// benchmarks/fit_mma_split.py), where the pair-step model above picked S = 4 on 70B up at 1.10 /
+// 1.12x of S = 8. Its first form (every block ceil(tiles / grid) tiles, all of them shared when the
+// grid has more blocks than SMs) picked S = 4 for v6-k4096 on 8B down, 1.22x the time of S = 8
+// (docs/bench/bench_mma_v6_split_h200_2026-11-27.md): there the 78 blocks with a second tile run
+// it alone on their SM. The per-SM form, same constants, picks within 3.2% of the fastest S on
+// all 48 points of those two sweeps, and on the gather kernel's sweep (section 8 of the k4096
+// table: v8-k65536, v8-k65536-256, M = 2 and 8) changes the pair-step model's picks on 70B up
+// only (S = 4 -> 8: 1.07-1.11x -> 1.00-1.07x of the fastest S). A/B: bench_mma_split_model_h200.
 constexpr double kMmaWideItemOverhead = 4.0;
 constexpr double kMmaWideSharedSmTime = 1.33;
 
@@ -527,10 +529,11 @@ int select_fast(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, F
 // shared-memory gathers are the bottleneck, whichever of its blocks issues them) x warp rounds
 // per tile x (U * P pair-steps * kMmaPairStepCost[P] + kMmaItemOverhead), x sqrt(blocks / tiles)
 // when there are fewer tiles than the 2 resident blocks per SM (fewer warps to cover latency:
-// measured, one block of 8 warps per SM loses little, hence the square root). wide (12- / 13-bit
-// main codes): the persistent-grid model of kMmaWideItemOverhead instead. warps: per block (8, or
-// 16 for 13-bit codes, which then have one block per SM; RT = warps / S).
-FastGeometry mma_geometry(const LayerAttributes& a, int P, bool wide, int warps = kFastWarpsPerBlock) {
+// measured, one block of 8 warps per SM loses little, hence the square root). persistent_grid (the
+// staged-codebook kernel's 12- / 13-bit main codes and v6 / v12, and the gather kernel): the
+// persistent-grid model of kMmaWideItemOverhead instead. warps: per block (8, or 16, which then
+// have one block per SM; RT = warps / S).
+FastGeometry mma_geometry(const LayerAttributes& a, int P, bool persistent_grid, int warps = kFastWarpsPerBlock) {
   const int64_t upr = a.group_num * (a.group_size / gpu::kMmaStepCols);
   const int64_t rows_per_pair = gpu::mma_index_rows_per_pair(static_cast<int>(a.vector_len));
   const int64_t pairs = std::max<int64_t>(1, (a.num_index_rows() + rows_per_pair - 1) / rows_per_pair);
@@ -549,7 +552,7 @@ FastGeometry mma_geometry(const LayerAttributes& a, int P, bool wide, int warps 
     const int64_t warp_rounds = (items + warps - 1) / warps;
     const double fill = tiles < blocks ? std::sqrt(static_cast<double>(blocks) / static_cast<double>(tiles)) : 1.0;
     const double cost =
-        wide ? static_cast<double>(warp_rounds) * (static_cast<double>(u) + kMmaWideItemOverhead) *
+        persistent_grid ? static_cast<double>(warp_rounds) * (static_cast<double>(u) + kMmaWideItemOverhead) *
                    persistent_grid_tile_times(tiles, blocks, sms)
              : static_cast<double>(rounds * warp_rounds) *
                    (static_cast<double>(u * P) * kMmaPairStepCost[P] + kMmaItemOverhead) * fill;
@@ -641,7 +644,9 @@ int select_mma(const LayerAttributes& a, DType dtype, int64_t m, bool ptr_ok, Fa
     // 13-bit codes: whole 16-byte-aligned row chunks (4 units of 21 words: group_size % 128 == 0)
     if (wide && e.ib == 13 && a.group_size % (gpu::kMmaChunk * gpu::kMmaStepCols) != 0) continue;
     // a block of 16 warps is alone on its SM: bounded by the device's limit only
-    const FastGeometry f = mma_geometry(a, e.r, wide, e.warps);
+    // split-K S: the pair-step model for the IB = 8 staged-codebook kernel (P = 1 or 2), the
+    // persistent-grid one for the others
+    const FastGeometry f = mma_geometry(a, e.r, wide || e.gather, e.warps);
     if (f.items == 0 || mma_entry_smem(a, e, f.items, e.r) > (e.warps > kFastWarpsPerBlock ? device_smem_limit : smem_limit))
       continue;
     // per layout: the staged-codebook kernel, then the gather kernel's staged-main variant, then
