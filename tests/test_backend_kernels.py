@@ -33,6 +33,7 @@ from vptq_export.errors import BackendUnavailableError
 from vptq_export.op_spec import OpAttributes, op_weight_inputs
 from vptq_export.reference.dequant import dequantize
 
+from gpu_backends import cuda_kernels_module, plugin_host
 from test_ort_op_cases import single_node_model
 
 pytestmark = pytest.mark.gpu
@@ -69,18 +70,6 @@ def expected_family(config: str, m: int) -> str | None:
     if "k65536" in config:
         return "gemv_fast_kernel" if m == 1 else "gemv_mma_gather_kernel"
     return "gemv_mma_kernel"
-
-
-def _require_gpu_module():
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
-    try:
-        mod = native.kernels_module()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"vptq_export._kernels not built: {exc}")
-    if not getattr(mod, "has_cuda", False):
-        pytest.skip("vptq_export._kernels was built without the CUDA kernels (no nvcc at build time)")
-    return mod
 
 
 def launched_kernels(run) -> list[str]:
@@ -169,7 +158,7 @@ def ort_cuda():
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPES.values())
 @pytest.mark.parametrize("config", CONFIGS)
 def test_ort_cuda_runs_the_module_kernels(ort_cuda, config, dtype):
-    mod = _require_gpu_module()
+    mod = cuda_kernels_module()
     ort, lib = ort_cuda
     lay = Layer(config, dtype, seed=int.from_bytes(os.urandom(4), "little"))
     # bf16: X and Y float32 in the graph with Cast nodes around the op (numpy has no bfloat16;
@@ -193,12 +182,7 @@ def test_ort_cuda_runs_the_module_kernels(ort_cuda, config, dtype):
 
 @pytest.fixture(scope="module")
 def trt_host():
-    from vptq_export.tensorrt.plugin_host import PluginHost
-
-    try:
-        h = PluginHost()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"TensorRT plugin library not available: {exc}")
+    h = plugin_host()
     yield h
     h.close()
 
@@ -208,7 +192,7 @@ def trt_host():
 def test_tensorrt_plugin_runs_the_module_kernels(trt_host, config, dtype):
     from vptq_export.tensorrt.plugin_host import op_fields, torch_to_trt
 
-    mod = _require_gpu_module()
+    mod = cuda_kernels_module()
     lay = Layer(config, dtype, seed=int.from_bytes(os.urandom(4), "little"))
     node = f"kernels.{config}"
     plugin = trt_host.create(node, op_fields(lay.attrs)).deserialize(node).attach_to_context()

@@ -26,6 +26,8 @@ from vptq_export import synthetic
 from vptq_export.op_spec import OpAttributes, op_weight_inputs
 from vptq_export.reference.dequant import dequantize
 
+from gpu_backends import cuda_kernels_module
+
 pytestmark = pytest.mark.gpu
 
 QUICK = os.environ.get("VPTQ_CUDA_TEST_QUICK") == "1"
@@ -55,18 +57,7 @@ DTYPE_NAME = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16
 ROWS = (1, 2, 3, 6, 8, 12, 16, 17, 300)
 
 
-def _kernels():
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
-    from vptq_export import native
-    from vptq_export.errors import BackendUnavailableError
-    try:
-        mod = native.kernels_module()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"vptq_export._kernels not built: {exc}")
-    if not getattr(mod, "has_cuda", False):
-        pytest.skip("vptq_export._kernels was built without the CUDA kernels (no nvcc at build time)")
-    return mod
+_kernels = cuda_kernels_module
 
 
 # name -> make_spec keyword arguments. Covers v in {2,4,6,8,12,16} (table kernels) and others

@@ -20,11 +20,12 @@ import pytest
 import torch
 
 from vptq_export import synthetic
-from vptq_export.errors import BackendUnavailableError
 from vptq_export.op_spec import INPUTS, INT_ATTRIBUTES, STRING_ATTRIBUTES, OpAttributes, op_weight_inputs
 from vptq_export.reference.dequant import dequantize
-from vptq_export.tensorrt.plugin_host import (DataType, FieldType, PluginError, PluginHost, Symbol,
+from vptq_export.tensorrt.plugin_host import (DataType, FieldType, PluginError, Symbol,
                                               TensorFormat, op_fields, torch_to_trt)
+
+from gpu_backends import cuda_kernels_module, plugin_host
 
 INT_INPUTS = {"packed_indices", "outlier_indices", "perm"}   # docs/op-spec.md: int32 inputs
 FLOAT_TYPES = (DataType.FLOAT, DataType.HALF, DataType.BF16)
@@ -46,10 +47,7 @@ CONFIGS = {
 
 @pytest.fixture(scope="module")
 def host():
-    try:
-        h = PluginHost()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"TensorRT plugin library not available: {exc}")
+    h = plugin_host()
     yield h
     h.close()
 
@@ -243,13 +241,7 @@ def test_configure_checks_types(host, x_type):
 
 def test_workspace_covers_every_row_count(host):
     """getWorkspaceSize(max profile) must cover gemm_cuda's workspace for every M <= max."""
-    from vptq_export import native
-    try:
-        mod = native.kernels_module()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"vptq_export._kernels not built: {exc}")
-    if not getattr(mod, "has_cuda", False):
-        pytest.skip("vptq_export._kernels was built without the CUDA kernels")
+    mod = cuda_kernels_module(require_device=False)  # workspace sizes are host-side
     names = {DataType.FLOAT: "float32", DataType.HALF: "float16", DataType.BF16: "bfloat16"}
     for config in CONFIGS:
         a = attrs_of(config)
