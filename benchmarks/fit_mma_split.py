@@ -10,6 +10,11 @@ v6 kernel's: the slowest SM of the persistent grid) and its first form (every bl
 ceil(tiles / grid) tiles, all shared when two blocks run per SM). Keep them in step with dispatch.cu when either changes.
 
     python benchmarks/fit_mma_split.py s1.md s2.md s4.md s8.md s16.md [--sms 132]
+    python benchmarks/fit_mma_split.py --sweep-doc docs/bench/bench_mma_k4096_h200_2026-11-27.md \
+        --sweep-doc docs/bench/bench_mma_v6_split_h200_2026-11-27.md
+
+--sweep-doc reads the sweeps stored in a docs/bench file: sections "## S = N" holding a
+bench_kernels.py table each, and compare tables with one "sN µs" column per S (compare_runs.py).
 """
 
 from __future__ import annotations
@@ -89,6 +94,40 @@ def vector_len(config: str) -> int:
     return int(re.match(r"v(\d+)-", config).group(1))
 
 
+def read_sweep_doc(path: str) -> dict:
+    """{(config, shape, dtype, M): {S: µs}} from a docs/bench file (see the module docstring)."""
+    measured: dict = {}
+    section_s = None  # S of the current "## S = N" section
+    header = None
+    with open(path) as f:
+        for line in f.read().splitlines():
+            m = re.match(r"^#+ S = (\d+)\s*$", line)
+            if m or line.startswith("#"):
+                section_s, header = (int(m.group(1)) if m else None), None
+                continue
+            if not line.startswith("|"):
+                header = None
+                continue
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if header is None:
+                header = cells
+                continue
+            if set(cells[0]) <= set("-") or len(cells) != len(header):
+                continue
+            row = dict(zip(header, cells))
+            shape = row.get("shape (O x I)", row.get("shape"))
+            if "config" not in row or shape is None or "dtype" not in row or "M" not in row:
+                continue
+            key = (row["config"], shape, row["dtype"], row["M"])
+            if section_s is not None and "µs" in row:
+                measured.setdefault(key, {})[section_s] = float(row["µs"])
+            for col, value in row.items():
+                sm = re.fullmatch(r"s(\d+) µs", col)
+                if sm and section_s is None:
+                    measured.setdefault(key, {})[int(sm.group(1))] = float(value.split("/")[0])
+    return measured
+
+
 def pick(out_features, in_features, cost, sms, v=8):
     costs = {s: cost(u, t, w, sms) for s, u, t, w in candidates(out_features, in_features, v)}
     return min(costs, key=costs.get)
@@ -96,16 +135,30 @@ def pick(out_features, in_features, cost, sms, v=8):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("tables", nargs="+", help="sweep tables; S is read from the file name (s<S>.md)")
+    ap.add_argument("tables", nargs="*", help="sweep tables; S is read from the file name (s<S>.md)")
+    ap.add_argument("--sweep-doc", action="append", default=[],
+                    help="a docs/bench file with stored sweeps (repeatable)")
+    ap.add_argument("--configs", help="comma-separated configurations to keep (default: all)")
     ap.add_argument("--sms", type=int, default=132)
     args = ap.parse_args(argv)
+    if not args.tables and not args.sweep_doc:
+        ap.error("give sweep tables (s<S>.md) or --sweep-doc FILE")
     measured = {}  # row key -> {S: µs}
+    for path in args.sweep_doc:
+        found = read_sweep_doc(path)
+        if not found:
+            raise SystemExit(f"{path}: no S sweep found (no '## S = N' sections, no 'sN µs' columns)")
+        for key, times in found.items():
+            measured.setdefault(key, {}).update(times)
     for path in args.tables:
         m = re.search(r"s(\d+)\.md$", os.path.basename(path))
         if not m:
             raise SystemExit(f"{path}: expected a file named s<S>.md")
         for row in read_rows(path)[1]:
             measured.setdefault(row_key(row), {})[int(m.group(1))] = float(row["µs"])
+    if args.configs:
+        keep = set(args.configs.split(","))
+        measured = {k: t for k, t in measured.items() if k[0] in keep}
     models = {"pair-step": pair_step_cost, "persistent-grid, first form": persistent_grid_first_form_cost,
               "persistent-grid": persistent_grid_cost}
     print("| config | shape | M | fastest S (µs) | " + " | ".join(f"{n}: S, ÷ fastest" for n in models) + " |")

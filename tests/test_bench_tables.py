@@ -75,3 +75,51 @@ def test_command_line(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[0].startswith("| config | shape | dtype | M | base µs | new µs | new ÷ base |")
     assert "| 0.500 |" in out
+
+
+# ------------------------------------------------------------------ benchmarks/fit_mma_split.py
+
+def _slowest_sm_by_simulation(tiles: int, blocks: int, sms: int, shared: float) -> float:
+    """Block by block: block b takes tiles b, b + grid, ...; block b sits on SM b % sms (the first
+    sms blocks one per SM, the next ones second on each). An SM runs its blocks' tiles side by side
+    while both have one left (each pair costing `shared`), then the rest alone (1 each)."""
+    grid = min(tiles, blocks)
+    per_sm: dict[int, list[int]] = {}
+    for b in range(grid):
+        per_sm.setdefault(b % sms, []).append(len(range(b, tiles, grid)))
+    slowest = 0.0
+    for counts in per_sm.values():
+        both = min(counts) if len(counts) == 2 else 0
+        slowest = max(slowest, both * shared + (sum(counts) - 2 * both))
+    return slowest
+
+
+@pytest.mark.parametrize("sms", [132, 7])
+def test_persistent_grid_closed_form_matches_a_simulation(sms):
+    from fit_mma_split import persistent_grid_tile_times
+
+    for blocks in (sms, 2 * sms):
+        for tiles in range(1, 6 * sms + 3):
+            want = _slowest_sm_by_simulation(tiles, blocks, sms, 1.33)
+            got = persistent_grid_tile_times(tiles, blocks, sms, 1.33)
+            assert got == pytest.approx(want), (tiles, blocks, sms)
+    # by hand: 342 tiles on 264 blocks of 132 SMs: 78 SMs run 2 tiles side by side, then 1 alone
+    assert persistent_grid_tile_times(342, 264, 132, 1.33) == pytest.approx(2.33)
+    assert persistent_grid_tile_times(171, 264, 132, 1.33) == pytest.approx(1.33)
+
+
+def test_sweep_doc_reader(tmp_path):
+    from fit_mma_split import read_sweep_doc
+
+    doc = tmp_path / "sweep.md"
+    row = "| v6-k4096 | 8B up 14336x4096 | fp16 | 1 | {us} | 1 | `k` |\n"
+    head = "| config | shape (O x I) | dtype | M | µs | GB/s | kernel |\n|---|---|---|---|---|---|---|\n"
+    doc.write_text("# title\n\n## S = 1\n\ncard: x\n\n" + head + row.format(us=43.4) +
+                   "\n## S = 2\n\n" + head + row.format(us=35.1) +
+                   "\n## 3. compare\n\n| config | shape | dtype | M | def µs | s1 µs | s4 µs |\n"
+                   "|---|---|---|---|---|---|---|\n"
+                   "| v8-k4096 | 8B q/o 4096x4096 | fp16 | 8 | 11.0 / 11.0 | 25.8 | 11.4 |\n")
+    assert read_sweep_doc(str(doc)) == {
+        ("v6-k4096", "8B up 14336x4096", "fp16", "1"): {1: 43.4, 2: 35.1},
+        ("v8-k4096", "8B q/o 4096x4096", "fp16", "8"): {1: 25.8, 4: 11.4},
+    }
