@@ -274,7 +274,8 @@ constexpr double kMmaItemOverhead = 16.0;
 // it alone on their SM. The per-SM form, same constants, picks within 3.2% of the fastest S on
 // all 48 points of those two sweeps, and on the gather kernel's sweep (section 8 of the k4096
 // table: v8-k65536, v8-k65536-256, M = 2 and 8) changes the pair-step model's picks on 70B up
-// only (S = 4 -> 8: 1.07-1.11x -> 1.00-1.07x of the fastest S). A/B: docs/bench/bench_mma_split_model_2026-11-27.md.
+// only (S = 4 -> 8: 1.07-1.11x -> 1.00-1.07x of the fastest S). Same-call A/Bs on the H200 and
+// the H100: docs/bench/bench_mma_split_model_2026-11-27.md.
 constexpr double kMmaWideItemOverhead = 4.0;
 constexpr double kMmaWideSharedSmTime = 1.33;
 
