@@ -442,6 +442,16 @@ __device__ __forceinline__ void mma_ring_request(MmaWalk& w, const MmaWork& k, i
   ++kp;
 }
 
+// Next chunk's activations become this chunk's (xc <- xn), for every n-tile (end of a chunk of the
+// staged-codebook kernels).
+template <int kNT, int kChunk>
+__device__ __forceinline__ void mma_shift_activations(uint4 (&xc)[kNT][kChunk], const uint4 (&xn)[kNT][kChunk]) {
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+    for (int s = 0; s < kChunk; ++s) xc[nt][s] = xn[nt][s];
+}
+
 template <typename T, bool kXVec, bool kHiLo, int kPairs, int kNT, int kIB = 8, int kRB = 8, int kWarps = mma_warps_of(kIB),
           int kV = 8>
 __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_kernel(GemvArgs a) {
@@ -773,10 +783,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMmaWarps * 2 / kWarps) gemv_mma_
               }
             }
           }
-#pragma unroll
-          for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-            for (int s = 0; s < kMmaChunk; ++s) xc[nt][s] = xn[nt][s];
+          mma_shift_activations(xc, xn);
         }
       }
       // D fragment of lane (g, t): (row pair output g, act row 2t, 2t+1), (output g + 8, ...)

@@ -206,10 +206,7 @@ __global__ void __launch_bounds__(kV12Threads, 1) gemv_mma_v12_kernel(GemvArgs a
             for (int s = 0; s < kMmaChunk; ++s)
               if (u0 + s < uend) step(dm, dr, slot, s, xc, xlc);
           }
-#pragma unroll
-          for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-            for (int s = 0; s < kMmaChunk; ++s) xc[nt][s] = xn[nt][s];
+          mma_shift_activations(xc, xn);
         }
       }
       // D fragment of lane (g, t): c0, c1 = row g, c2, c3 = row g + 8. Outputs 8 + g (g < 4) take
