@@ -26,7 +26,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_table import read_rows, row_key  # noqa: E402
+from bench_table import read_rows, row_key, table_rows  # noqa: E402
 
 STEP_COLS = 32        # gpu::kMmaStepCols: columns of one pair-step
 CHUNK_UNITS = 4       # gpu::kMmaChunk: units are a multiple of the 4-step index chunk
@@ -97,34 +97,23 @@ def vector_len(config: str) -> int:
 def read_sweep_doc(path: str) -> dict:
     """{(config, shape, dtype, M): {S: µs}} from a docs/bench file (see the module docstring)."""
     measured: dict = {}
-    section_s = None  # S of the current "## S = N" section
-    header = None
     with open(path) as f:
-        for line in f.read().splitlines():
-            m = re.match(r"^#+ S = (\d+)\s*$", line)
-            if m or line.startswith("#"):
-                section_s, header = (int(m.group(1)) if m else None), None
-                continue
-            if not line.startswith("|"):
-                header = None
-                continue
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if header is None:
-                header = cells
-                continue
-            if set(cells[0]) <= set("-") or len(cells) != len(header):
-                continue
-            row = dict(zip(header, cells))
-            shape = row.get("shape (O x I)", row.get("shape"))
-            if "config" not in row or shape is None or "dtype" not in row or "M" not in row:
-                continue
-            key = (row["config"], shape, row["dtype"], row["M"])
-            if section_s is not None and "µs" in row:
-                measured.setdefault(key, {})[section_s] = float(row["µs"])
+        lines = f.read().splitlines()
+    for _, heading, row in table_rows(lines):
+        shape = row.get("shape (O x I)", row.get("shape"))
+        if "config" not in row or shape is None or "dtype" not in row or "M" not in row:
+            continue
+        times = measured.setdefault((row["config"], shape, row["dtype"], row["M"]), {})
+        section = re.match(r"^#+ S = (\d+)\s*$", heading)
+        if section and "µs" in row:
+            times[int(section.group(1))] = float(row["µs"])
+        elif not section:
             for col, value in row.items():
                 sm = re.fullmatch(r"s(\d+) µs", col)
-                if sm and section_s is None:
-                    measured.setdefault(key, {})[int(sm.group(1))] = float(value.split("/")[0])
+                if sm:
+                    times[int(sm.group(1))] = float(value.split("/")[0])
+        if not times:
+            del measured[row["config"], shape, row["dtype"], row["M"]]
     return measured
 
 
