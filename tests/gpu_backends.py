@@ -3,11 +3,13 @@ TensorRT plugin host, each skipping the calling test with the reason when it is 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from vptq_export import native
 from vptq_export.errors import BackendUnavailableError
+from vptq_export.op_spec import op_weight_inputs
 
 
 def cuda_kernels_module(require_device: bool = True):
@@ -32,3 +34,13 @@ def plugin_host():
         return PluginHost()
     except BackendUnavailableError as exc:
         pytest.skip(f"TensorRT plugin library not available: {exc}")
+
+
+def device_weights(layer, dtype) -> dict:
+    """The layer's VPTQGemm weight inputs (op_spec.op_weight_inputs, node order) as contiguous CUDA
+    tensors, by input name."""
+    out = {}
+    for name, value in op_weight_inputs(layer, dtype).items():
+        t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+        out[name] = t.contiguous().cuda()
+    return out

@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
 
 from vptq_export import native, synthetic
 from vptq_export.errors import BackendUnavailableError
-from vptq_export.op_spec import OpAttributes, op_weight_inputs
+from vptq_export.op_spec import OpAttributes
 from vptq_export.reference.dequant import dequantize
 
-from gpu_backends import cuda_kernels_module, plugin_host
+from gpu_backends import cuda_kernels_module, device_weights, plugin_host
 from test_ort_op_cases import single_node_model
 
 pytestmark = pytest.mark.gpu
@@ -94,10 +93,7 @@ class Layer:
         self.dtype = dtype
         self.layer = synthetic.random_layer(self.spec, dtype, seed)
         self.w64 = dequantize(self.layer, torch.float64)
-        self.weights = {}
-        for name, value in op_weight_inputs(self.layer, dtype).items():
-            t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
-            self.weights[name] = t.contiguous().cuda()
+        self.weights = device_weights(self.layer, dtype)
 
     def x(self, m: int, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)

@@ -23,10 +23,10 @@ import pytest
 import torch
 
 from vptq_export import synthetic
-from vptq_export.op_spec import OpAttributes, op_weight_inputs
+from vptq_export.op_spec import OpAttributes
 from vptq_export.reference.dequant import dequantize
 
-from gpu_backends import cuda_kernels_module
+from gpu_backends import cuda_kernels_module, device_weights
 
 pytestmark = pytest.mark.gpu
 
@@ -209,14 +209,6 @@ QUICK_CONFIGS = ("v8-k256-256-perm-norm", "v8-k8192-256-all", "v3-k4096-res16-pe
                  "v12-k4096-4096-ragged-perm-mma")
 
 
-def _device_weights(layer, dtype):
-    out = {}
-    for name, value in op_weight_inputs(layer, dtype).items():
-        t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
-        out[name] = t.contiguous().cuda()
-    return out
-
-
 def _run(mod, attrs, dtype, x, weights, use_blas):
     m = x.shape[0]
     o = attrs["out_features"]
@@ -252,7 +244,7 @@ def test_gemm_cuda_matches_fp64_reference(config):
         layer = synthetic.random_layer(spec, dtype, rng)
         w64 = dequantize(layer, torch.float64)
         b64 = layer.bias.double() if spec.bias else None
-        weights = _device_weights(layer, dtype)
+        weights = device_weights(layer, dtype)
         for m in rows:
             x = torch.from_numpy(rng.normal(0, 1, (m, spec.in_features)).astype(np.float32)).to(dtype)
             ref = x.double() @ w64.T
@@ -295,7 +287,7 @@ def test_tensor_api_and_batch_shape():
                                bias=True, perm=True)
     attrs = OpAttributes.from_spec(spec).as_dict()
     layer = synthetic.random_layer(spec, torch.float16, rng)
-    weights = _device_weights(layer, torch.float16)
+    weights = device_weights(layer, torch.float16)
     x = torch.from_numpy(rng.normal(0, 1, (2, 3, 128)).astype(np.float32)).half()
     ref = x.double() @ dequantize(layer, torch.float64).T + layer.bias.double()
     stream = torch.cuda.Stream()
@@ -654,7 +646,7 @@ def test_mma_kernel_unaligned_activations(m, v, k, k_res):
     spec = synthetic.make_spec(in_features=512, out_features=88, v=v, k=k, k_res=k_res)
     attrs = OpAttributes.from_spec(spec).as_dict()
     layer = synthetic.random_layer(spec, torch.float16, rng)
-    weights = _device_weights(layer, torch.float16)
+    weights = device_weights(layer, torch.float16)
     x = torch.from_numpy(rng.normal(0, 1, (m, 512)).astype(np.float32)).half()
     buf = torch.zeros(m * 512 + 1, dtype=torch.float16, device="cuda")
     buf[1:] = x.reshape(-1).cuda()
@@ -670,7 +662,7 @@ def test_errors_are_reported_not_silent():
     spec = synthetic.make_spec(in_features=64, out_features=48, v=8, k=256, perm=True)
     attrs = OpAttributes.from_spec(spec).as_dict()
     layer = synthetic.random_layer(spec, torch.float16, 0)
-    weights = _device_weights(layer, torch.float16)
+    weights = device_weights(layer, torch.float16)
     x = torch.zeros(4, 64, dtype=torch.float16, device="cuda")
     y = torch.empty(4, 48, dtype=torch.float16, device="cuda")
     need = mod.gemm_cuda_workspace_bytes(attrs, "float16", 4)

@@ -25,7 +25,7 @@ from vptq_export.reference.dequant import dequantize
 from vptq_export.tensorrt.plugin_host import (DataType, FieldType, PluginError, Symbol,
                                               TensorFormat, op_fields, torch_to_trt)
 
-from gpu_backends import cuda_kernels_module, plugin_host
+from gpu_backends import cuda_kernels_module, device_weights, plugin_host
 
 INT_INPUTS = {"packed_indices", "outlier_indices", "perm"}   # docs/op-spec.md: int32 inputs
 FLOAT_TYPES = (DataType.FLOAT, DataType.HALF, DataType.BF16)
@@ -276,10 +276,7 @@ def test_enqueue_matches_reference(host, config, dtype):
     a = OpAttributes.from_spec(spec)
     layer = synthetic.random_layer(spec, dtype, seed)
     w64 = dequantize(layer, torch.float64)
-    weights = []
-    for value in op_weight_inputs(layer, dtype).values():
-        t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
-        weights.append(t.contiguous().cuda())
+    weights = list(device_weights(layer, dtype).values())
     plugin = host.create(f"enqueue.{config}", op_fields(a)).deserialize(f"enqueue.{config}").attach_to_context()
     rng = np.random.default_rng(seed)
     types = [torch_to_trt(dtype)] + [torch_to_trt(w.dtype) for w in weights]
