@@ -59,17 +59,20 @@ for step in $steps; do
       done
       (IFS=,; $py benchmarks/compare_runs.py "before=${base[*]}" "after=${new[*]}") > "$OUT/ab.md"; cat "$OUT/ab.md" ;;
     ncu)
-      # NCU_CASES: config:kernel-regex:M, one profiled launch each (shape NCU_SHAPE, default 8B up)
+      # NCU_CASES: config:kernel-regex:M, one profiled launch each (shape NCU_SHAPE, default 8B up);
+      # NCU_METRICS: extra metrics (comma-separated ncu names), printed after the sections
       for case in ${NCU_CASES:-v8-k256-256:gemv_mma:1 v8-k4096-256:gemv_fast:1 v8-k65536:gemv_fast:1 v8-k256-256:dequant:512}; do
         IFS=: read -r c k m <<< "$case"
         log="$OUT/ncu_${c}_${k}_M$m.log"
         timeout 150 ncu --kernel-name regex:$k --launch-skip 3 --launch-count 1 \
           --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
           --section WarpStateStats --section SchedulerStats --section LaunchStats --section ComputeWorkloadAnalysis \
+          ${NCU_METRICS:+--metrics $NCU_METRICS} \
           $py benchmarks/bench_kernels.py --configs $c --shapes "${NCU_SHAPE:-8B up}" --rows $m --iters 3 --no-baseline \
           > "$log" 2>&1; echo "--- ncu $c $k M=$m exit $?"
         grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|No Eligible|Issued Warp Per|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Executed Ipc A|Theoretical Occ|Block Limit Shared|Dynamic Shared" "$log" | head -32
         grep -E "^ +(OPT|INF) " "$log" | cut -c1-220 | head -6
+        if [ -n "${NCU_METRICS:-}" ]; then grep -E "^ +(${NCU_METRICS//,/|}) " "$log"; fi
       done ;;
   esac
 done
