@@ -10,7 +10,7 @@
 //   (b) sliced:  grid = 8 x (SMs / 8) blocks, one per SM; block b holds slice s = b % 8 (entries
 //                e with e % 8 == s: 8192 rows, 128 KB) and x in shared memory. Every block of
 //                slice group g scans all codes of its rows (the 8 blocks of a group read the
-//                same index words: one HBM read, seven L2 hits), compacts its hits into a
+//                same index words: ideally one HBM read, seven L2 hits), compacts its hits into a
 //                per-warp queue (warp prefix sum of the lanes' hit counts) and, 32 at a time,
 //                looks them up in shared memory; partial sums part[s][o] in fp32, then a second
 //                kernel sums the 8 slices in order.
