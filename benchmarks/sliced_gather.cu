@@ -42,15 +42,11 @@ __device__ __forceinline__ void fma_row(float (&acc)[8], float xv, uint4 row) {
   }
 }
 
-// 8 sums over the warp -> lane j (< 8) holds sum j (fixed order)
+// 8 sums over the warp, butterfly (fixed order): every lane ends with the 8 totals; lane j (< 8)
+// returns total j
 __device__ __forceinline__ float fold8(float (&acc)[8], int lane) {
 #pragma unroll
-  for (int o = 16; o >= 8; o >>= 1)
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
-  // lanes 0..7 now all hold the 8 totals of their octet sums... reduce the last 8 lanes
-#pragma unroll
-  for (int o = 4; o >= 1; o >>= 1)
+  for (int o = 16; o >= 1; o >>= 1)
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
   float r = acc[0];
@@ -100,7 +96,6 @@ __global__ void __launch_bounds__(kThreads, 1) sliced_kernel(const uint32_t* __r
   for (int i = threadIdx.x; i < I / 8; i += kThreads) reinterpret_cast<uint4*>(xs)[i] = reinterpret_cast<const uint4*>(x)[i];
   __syncthreads();
   uint32_t* q = queue + warp * kQueue;
-  const unsigned lt = (1u << lane) - 1u;
   for (int r = grp * kWarps + warp; r < rows; r += ngrp * kWarps) {
     const uint32_t* row = packed + (size_t)r * (I / 2);
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -110,7 +105,6 @@ __global__ void __launch_bounds__(kThreads, 1) sliced_kernel(const uint32_t* __r
       uint4 wn = wv;
       if (c0 + kStepCodes < I) wn = reinterpret_cast<const uint4*>(row + (c0 + kStepCodes) / 2)[lane];
       const uint32_t w[4] = {wv.x, wv.y, wv.z, wv.w};
-      int n = 0;
       uint32_t hits = 0;
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
@@ -118,7 +112,7 @@ __global__ void __launch_bounds__(kThreads, 1) sliced_kernel(const uint32_t* __r
         const bool h = (code & (kSlices - 1)) == static_cast<uint32_t>(s);
         hits |= static_cast<uint32_t>(h) << j;
       }
-      n = __popc(hits);
+      const int n = __popc(hits);
       int incl = n;
 #pragma unroll
       for (int o = 1; o < 32; o <<= 1) {
@@ -150,7 +144,6 @@ __global__ void __launch_bounds__(kThreads, 1) sliced_kernel(const uint32_t* __r
       fma_row(acc, __half2float(xs[e >> 13]), slice[e & (kSliceEntries - 1)]);
     }
     __syncwarp();
-    (void)lt;
     const float rsum = fold8(acc, lane);
     if (lane < 8) part[(size_t)s * rows * 8 + (size_t)r * 8 + lane] = rsum;
   }
