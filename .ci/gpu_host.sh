@@ -35,12 +35,8 @@ for step in $steps; do
     test)
       timeout 420 $py -m pytest -q -rs tests 2>&1 | tee "$OUT/pytest.log" | tail -40 ;;
     sanitize)
-      for tool in memcheck racecheck; do
-        VPTQ_CUDA_TEST_QUICK=1 timeout 150 compute-sanitizer --tool $tool --error-exitcode 7 \
-          $py -m pytest -q -x -p no:cacheprovider tests/test_cuda_kernels.py -k matches_fp64 \
-          > "$OUT/$tool.log" 2>&1; echo "$tool exit $?"
-        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed|failed" "$OUT/$tool.log" | tail -3
-      done ;;
+      # the kernel tools' sanitizer steps (SANITIZER_TIMEOUT / SANITIZER_TESTS apply)
+      OUT="$OUT" bash csrc/cuda/tools/device_check.sh memcheck racecheck ;;
     compare)
       work=/tmp/vptq-compare; rm -rf $work
       $py -m vptq_export make-tiny llama -o $work/fp > /dev/null &&
